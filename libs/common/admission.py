@@ -1,0 +1,82 @@
+"""The gateway ↔ billing admission RPC and the send job billing hands to the sender.
+
+One RPC request carries several admissions (the gateway batches what arrives together);
+billing answers each on its own.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+Priority = Literal["high", "normal"]
+Lane = Literal["priority", "bulk"]
+
+
+class Admission(BaseModel):
+    """Admit one send request: charge it and queue one message per recipient, or nothing."""
+
+    batch_id: str
+    wallet_id: str
+    api_key_id: str | None = None
+    group_id: str | None = None
+    message: str
+    encoding: str
+    units: int  # SMS parts per recipient
+    priority: Priority = "normal"
+    recipients: list[str]  # E.164, deduplicated
+    carriers: list[str]  # the carrier of each recipient, same order
+    request_id: str | None = None
+
+
+class AdmitRequest(BaseModel):
+    admissions: list[Admission]
+    deadline: float  # unix time after which the caller no longer listens
+
+
+AdmitError = Literal["insufficient_balance", "wallet_not_found", "internal_error", "deadline"]
+
+
+class AdmitResult(BaseModel):
+    batch_id: str
+    ok: bool
+    error: AdmitError | None = None
+    balance: int | None = None
+    unit_price: int | None = None
+    cost: int | None = None
+    created_at: datetime | None = None
+    message_ids: list[str] = []  # same order as the admission's recipients
+
+
+class AdmitReply(BaseModel):
+    results: list[AdmitResult]
+
+
+class JobMessage(BaseModel):
+    id: str
+    batch_id: str
+    recipient: str
+    units: int
+    cost: int
+    # Times this message went through the delay queues after transient carrier failures.
+    deferrals: int = 0
+
+
+class JobText(BaseModel):
+    message: str
+    encoding: str
+    wallet_id: str
+    request_id: str | None = None
+
+
+class SendJob(BaseModel):
+    """A chunk of messages for one carrier lane; the sender acks it once every outcome is stored."""
+
+    job_id: str
+    carrier: str
+    lane: Lane
+    expires_at: datetime
+    texts: dict[str, JobText]  # by batch id
+    messages: list[JobMessage]

@@ -1,0 +1,76 @@
+"""Event envelopes published on the `events` topic exchange, named in the past tense.
+
+A high-volume producer (the sender) packs many events of one type into one AMQP message:
+the body is always a JSON list of envelopes. Each envelope keeps its own stable `id`, and
+consumers skip ids they have processed, because redelivery will happen.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, Field
+
+from libs.common.ids import new_id
+
+MESSAGE_SENT = "message.sent"
+MESSAGE_DELIVERED = "message.delivered"
+MESSAGE_UNDELIVERED = "message.undelivered"
+MESSAGE_FAILED = "message.failed"
+MESSAGE_EXPIRED = "message.expired"
+KEY_REVOKED = "key.revoked"
+
+EVENT_FOR_STATUS = {
+    "sent": MESSAGE_SENT,
+    "delivered": MESSAGE_DELIVERED,
+    "undelivered": MESSAGE_UNDELIVERED,
+    "failed": MESSAGE_FAILED,
+    "expired": MESSAGE_EXPIRED,
+}
+# Statuses whose message billing gives the money back for: we never handed it to a carrier.
+REFUNDED_EVENTS = (MESSAGE_FAILED, MESSAGE_EXPIRED)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    id: str = Field(default_factory=lambda: new_id("evt"))
+    type: str
+    occurred_at: datetime = Field(default_factory=utcnow)
+    version: int = 1
+    request_id: str | None = None
+    data: dict[str, Any]
+
+
+class MessageStatusData(BaseModel):
+    """What every message status event carries; enough for a receiver to order them."""
+
+    message_id: str
+    batch_id: str
+    wallet_id: str
+    recipient: str
+    status: str
+    error_code: str | None = None
+    units: int
+    cost: int
+    carrier: str
+    carrier_message_id: str | None = None
+
+
+def message_status_event(data: MessageStatusData, request_id: str | None = None) -> Event:
+    return Event(type=EVENT_FOR_STATUS[data.status], data=data.model_dump(), request_id=request_id)
+
+
+def encode_events(events: list[Event]) -> bytes:
+    return orjson.dumps([event.model_dump(mode="json") for event in events])
+
+
+def decode_events(body: bytes) -> list[Event]:
+    raw = orjson.loads(body)
+    if isinstance(raw, dict):
+        raw = [raw]
+    return [Event.model_validate(item) for item in raw]

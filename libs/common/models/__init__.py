@@ -1,0 +1,33 @@
+"""Tables of the one Wesendall database; each names its owning service in its docstring."""
+
+from libs.common.models.accounts import Account, ApiKey, Wallet
+from libs.common.models.base import Base
+from libs.common.models.contacts import Contact, Group
+from libs.common.models.ledger import LedgerEntry, LedgerKind, WalletUsage
+from libs.common.models.messaging import (
+    Batch,
+    Message,
+    MessagePart,
+    MessageStatus,
+    PendingReceipt,
+)
+from libs.common.models.platform import IdempotencyRecord, OutboxRow
+
+__all__ = [
+    "Account",
+    "ApiKey",
+    "Base",
+    "Batch",
+    "Contact",
+    "Group",
+    "IdempotencyRecord",
+    "LedgerEntry",
+    "LedgerKind",
+    "Message",
+    "MessagePart",
+    "MessageStatus",
+    "OutboxRow",
+    "PendingReceipt",
+    "Wallet",
+    "WalletUsage",
+]

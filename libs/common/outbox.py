@@ -1,0 +1,173 @@
+"""Transactional outbox: rows committed with a state change, published later with confirms.
+
+A crash anywhere between commit and publish only delays the message; a crash between
+publish and delete publishes it again, so every consumer dedupes by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from libs.common.db import session_scope
+from libs.common.logging import get_logger
+from libs.common.models import OutboxRow
+
+log = get_logger(__name__)
+
+PRIORITY_HIGH = 10
+PRIORITY_NORMAL = 0
+
+
+@dataclass(slots=True)
+class OutboxMessage:
+    exchange: str
+    routing_key: str
+    body: bytes
+    message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    headers: dict[str, str] = field(default_factory=dict)
+    priority: int = PRIORITY_NORMAL
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "exchange": self.exchange,
+            "routing_key": self.routing_key,
+            "body": self.body,
+            "message_id": self.message_id,
+            "headers": self.headers,
+            "priority": self.priority,
+        }
+
+
+async def enqueue(session: AsyncSession, messages: list[OutboxMessage]) -> None:
+    """Add messages to the outbox inside the caller's transaction."""
+    if messages:
+        await session.execute(insert(OutboxRow), [m.row() for m in messages])
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows, highest priority first, and deletes what the broker took.
+
+    Several relays (one per process that writes the outbox) share the table through
+    `FOR UPDATE SKIP LOCKED`. `wake()` after a commit makes the relay publish at once;
+    otherwise it polls.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        connection: AbstractRobustConnection,
+        *,
+        best_effort_exchanges: frozenset[str] = frozenset(),
+        batch_size: int = 200,
+        poll_interval: float = 0.5,
+        name: str = "outbox",
+    ) -> None:
+        self._sessions = sessions
+        self._connection = connection
+        # Events may have no subscriber yet; commands must reach a queue (mandatory).
+        self._best_effort = best_effort_exchanges
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._wakeup = asyncio.Event()
+        self._channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._name = name
+        self.published = 0
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def _exchange(self, name: str) -> AbstractExchange:
+        if self._channel is None or self._channel.is_closed:
+            self._channel = await self._connection.channel(on_return_raises=True)
+            self._exchanges.clear()
+        if name not in self._exchanges:
+            self._exchanges[name] = await self._channel.get_exchange(name, ensure=False)
+        return self._exchanges[name]
+
+    async def _publish(self, row: OutboxRow) -> None:
+        exchange = await self._exchange(row.exchange)
+        message = aio_pika.Message(
+            row.body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=row.message_id,
+            headers=dict(row.headers or {}),
+        )
+        await exchange.publish(
+            message,
+            row.routing_key,
+            mandatory=row.exchange not in self._best_effort,
+            timeout=10,
+        )
+
+    async def drain_once(self) -> int:
+        """Publish one batch; returns how many rows left the outbox."""
+        async with session_scope(self._sessions) as session:
+            rows = (
+                await session.scalars(
+                    select(OutboxRow)
+                    .order_by(OutboxRow.priority.desc(), OutboxRow.id)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            results = await asyncio.gather(
+                *(self._publish(row) for row in rows), return_exceptions=True
+            )
+            done = [row.id for row, result in zip(rows, results, strict=True) if result is None]
+            failed = [
+                (row, result)
+                for row, result in zip(rows, results, strict=True)
+                if result is not None
+            ]
+            if done:
+                await session.execute(delete(OutboxRow).where(OutboxRow.id.in_(done)))
+            if failed:
+                await session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id.in_([row.id for row, _ in failed]))
+                    .values(attempts=OutboxRow.attempts + 1)
+                )
+                row, error = failed[0]
+                log.warning(
+                    "outbox.publish_failed",
+                    relay=self._name,
+                    failed=len(failed),
+                    exchange=row.exchange,
+                    routing_key=row.routing_key,
+                    error=repr(error),
+                )
+        self.published += len(done)
+        if failed and not done:
+            raise ConnectionError("outbox publish failed")
+        return len(done)
+
+    async def run(self) -> None:
+        """Drain until cancelled; back off while the broker or database is away."""
+        backoff = self._poll_interval
+        while True:
+            try:
+                while await self.drain_once() >= self._batch_size:
+                    pass
+                backoff = self._poll_interval
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 — any fault: keep the rows, retry later
+                log.warning("outbox.relay_error", relay=self._name, error=repr(error))
+                backoff = min(backoff * 2, 5.0)
+                self._channel = None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=backoff)
+            self._wakeup.clear()

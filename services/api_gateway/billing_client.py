@@ -1,0 +1,99 @@
+"""The gateway's side of the admission RPC, with natural batching.
+
+Small admissions that arrive while earlier RPCs are in flight wait for a free slot and
+then ride one RPC together: no added latency when idle, far fewer broker round trips
+under load. Large admissions (campaigns) travel alone so an OTP never waits for one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from libs.common.admission import Admission, AdmitReply, AdmitRequest, AdmitResult
+from libs.common.errors import InternalError, SendFailed
+from libs.common.logging import get_logger
+from libs.common.rpc import RpcClient, RpcTimeout, RpcUnavailable
+
+log = get_logger(__name__)
+
+
+@dataclass(slots=True)
+class _Waiting:
+    admission: Admission
+    future: asyncio.Future[AdmitResult]
+
+
+class BillingClient:
+    def __init__(
+        self,
+        rpc: RpcClient,
+        queue: str,
+        *,
+        timeout: float,
+        batch_max_recipients: int,
+        batch_size: int,
+        max_in_flight: int,
+    ) -> None:
+        self._rpc = rpc
+        self._queue = queue
+        self._timeout = timeout
+        self._batch_max_recipients = batch_max_recipients
+        self._batch_size = batch_size
+        self._slots = max_in_flight
+        self._waiting: list[_Waiting] = []
+        self.rpcs = 0
+
+    async def admit(self, admission: Admission) -> AdmitResult:
+        """Billing's answer for one admission; SendFailed / InternalError when it cannot say."""
+        if len(admission.recipients) > self._batch_max_recipients:
+            (result,) = await self._call([admission])
+            return result
+        future: asyncio.Future[AdmitResult] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(admission, future))
+        if self._slots > 0:
+            self._dispatch()
+        return await future
+
+    def _dispatch(self) -> None:
+        while self._waiting and self._slots > 0:
+            batch, self._waiting = (
+                self._waiting[: self._batch_size],
+                self._waiting[self._batch_size :],
+            )
+            self._slots -= 1
+            asyncio.get_running_loop().create_task(self._send(batch))
+
+    async def _send(self, batch: list[_Waiting]) -> None:
+        try:
+            results = await self._call([w.admission for w in batch])
+        except Exception as error:  # noqa: BLE001 — every waiter gets the same error
+            for waiting in batch:
+                if not waiting.future.done():
+                    waiting.future.set_exception(error)
+        else:
+            for waiting, result in zip(batch, results, strict=True):
+                if not waiting.future.done():
+                    waiting.future.set_result(result)
+        finally:
+            self._slots += 1
+            self._dispatch()
+
+    async def _call(self, admissions: list[Admission]) -> list[AdmitResult]:
+        request = AdmitRequest(admissions=admissions, deadline=time.time() + self._timeout)
+        self.rpcs += 1
+        try:
+            body = await self._rpc.call(
+                self._queue, request.model_dump_json().encode(), timeout=self._timeout
+            )
+        except RpcUnavailable as error:
+            log.warning("billing.unavailable", error=str(error), admissions=len(admissions))
+            raise SendFailed() from error
+        except RpcTimeout as error:
+            log.warning("billing.timeout", admissions=len(admissions))
+            raise InternalError() from error
+        reply = AdmitReply.model_validate_json(body)
+        if len(reply.results) != len(admissions):
+            raise InternalError()
+        return reply.results

@@ -1,0 +1,152 @@
+"""From validated send request to billing's admission and the 202 reply, idempotently."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from libs.common import ids
+from libs.common.admission import Admission, AdmitResult
+from libs.common.db import session_scope
+from libs.common.errors import (
+    DomainError,
+    InsufficientBalance,
+    InternalError,
+    ValidationFailed,
+    WalletForbidden,
+)
+from libs.common.phones import BadRecipient, Recipient
+from libs.common.segments import Segmentation
+from services.api_gateway import idempotency
+from services.api_gateway.auth import Principal
+from services.api_gateway.context import BILLING, SESSIONS, SETTINGS
+from services.api_gateway.web import raw_json_response
+
+MAX_RECIPIENTS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class SendPlan:
+    wallet_id: str
+    message: str
+    segmentation: Segmentation
+    recipients: Sequence[Recipient]
+    priority: str
+    group_id: str | None
+    list_messages: bool
+
+
+def reject_bad_recipients(bad: list[BadRecipient]) -> None:
+    """422 naming every recipient we cannot deliver to, and why; nothing is charged."""
+    if bad:
+        raise ValidationFailed(
+            f"{len(bad)} recipient(s) are not valid Ugandan mobile numbers we can deliver to.",
+            details=[
+                {
+                    "field": "recipient",
+                    "recipient": b.input,
+                    "reason": b.reason,
+                    "message": b.message,
+                }
+                for b in bad
+            ],
+        )
+
+
+async def admit_and_reply(
+    request: web.Request, principal: Principal, payload: Any, plan: SendPlan
+) -> web.Response:
+    """Admit through billing; with an Idempotency-Key, the first outcome is the only one."""
+    key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
+    batch_id = ids.batch_id()
+    settings = request.app[SETTINGS]
+    if key is not None:
+        async with session_scope(request.app[SESSIONS]) as session:
+            outcome = await idempotency.begin(
+                session,
+                api_key_id=principal.key_id,
+                key=key,
+                method=request.method,
+                path=request.path,
+                fingerprint=idempotency.request_hash(request.method, request.path, payload),
+                resource_id=batch_id,
+                ttl=settings.idempotency_ttl,
+                stale_after=settings.idempotency_stale_after,
+            )
+        if isinstance(outcome, idempotency.Replay):
+            return raw_json_response(
+                outcome.body, outcome.status, headers={"Idempotent-Replayed": "true"}
+            )
+        batch_id = outcome.resource_id
+    status, body = 500, InternalError().body()
+    try:
+        result = await request.app[BILLING].admit(_admission(request, principal, plan, batch_id))
+        status, body = 202, _accepted_body(plan, result)
+    except DomainError as error:
+        status, body = error.status, error.body()
+    finally:
+        encoded = orjson.dumps(body)
+        if key is not None:
+            async with session_scope(request.app[SESSIONS]) as session:
+                await idempotency.finish(
+                    session, api_key_id=principal.key_id, key=key, status=status, body=encoded
+                )
+    return raw_json_response(encoded, status)
+
+
+def _admission(
+    request: web.Request, principal: Principal, plan: SendPlan, batch_id: str
+) -> Admission:
+    return Admission(
+        batch_id=batch_id,
+        wallet_id=plan.wallet_id,
+        api_key_id=principal.key_id,
+        group_id=plan.group_id,
+        message=plan.message,
+        encoding=plan.segmentation.encoding,
+        units=plan.segmentation.units,
+        priority=plan.priority,  # type: ignore[arg-type]
+        recipients=[r.e164 for r in plan.recipients],
+        carriers=[r.operator for r in plan.recipients],
+        request_id=request.get("request_id"),
+    )
+
+
+def _accepted_body(plan: SendPlan, result: AdmitResult) -> dict[str, Any]:
+    if result.error == "insufficient_balance":
+        raise InsufficientBalance(
+            details={"balance": result.balance, "cost": result.cost, "currency": "UGX"}
+        )
+    if not result.ok:
+        raise _REFUSALS.get(result.error or "", InternalError)()
+    units = plan.segmentation.units
+    per_message = units * (result.unit_price or 0)
+    body: dict[str, Any] = {
+        "batchId": result.batch_id,
+        "status": "queued",
+        "recipients": len(plan.recipients),
+        "units": units * len(plan.recipients),
+        "cost": result.cost,
+        "currency": "UGX",
+        "balance": result.balance,
+        "encoding": plan.segmentation.encoding,
+    }
+    if plan.list_messages:
+        body["messages"] = [
+            {
+                "id": mid,
+                "recipient": r.e164,
+                "units": units,
+                "cost": per_message,
+                "status": "queued",
+            }
+            for mid, r in zip(result.message_ids, plan.recipients, strict=True)
+        ]
+    return body
+
+
+_REFUSALS: dict[str, type[DomainError]] = {"wallet_not_found": WalletForbidden}

@@ -1,0 +1,325 @@
+"""Send admission: the debit, its ledger entry, the batch, its messages and their send jobs,
+all in the caller's one transaction. No money moves without its messages; no message
+exists without its charge.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.common.admission import Admission, AdmitResult, Lane
+from libs.common.amqp import Topology
+from libs.common.ids import new_id
+from libs.common.models import Batch, LedgerEntry, LedgerKind, MessageStatus
+from libs.common.outbox import PRIORITY_HIGH, PRIORITY_NORMAL, OutboxMessage, enqueue
+from libs.common.pricing import unit_price
+from services.billing.settings import BillingSettings
+
+MESSAGE_COLUMNS = (
+    "id",
+    "batch_id",
+    "wallet_id",
+    "recipient",
+    "carrier",
+    "units",
+    "cost",
+    "status",
+    "parts_done",
+    "expires_at",
+    "created_at",
+    "updated_at",
+)
+
+_LOCK_WALLET = text(
+    """
+    SELECT w.balance, w.price_per_unit,
+           (SELECT COALESCE(SUM(u.units), 0) FROM wallet_usage_daily u
+             WHERE u.wallet_id = w.id AND u.day > CAST(:today AS date) - 30) AS recent_units
+      FROM wallets w
+     WHERE w.id = :wallet_id
+       FOR UPDATE OF w
+    """
+)
+_SET_BALANCE = text("UPDATE wallets SET balance = :balance WHERE id = :wallet_id")
+_ADD_USAGE = text(
+    """
+    INSERT INTO wallet_usage_daily (wallet_id, day, units) VALUES (:wallet_id, :day, :units)
+    ON CONFLICT (wallet_id, day) DO UPDATE SET units = wallet_usage_daily.units + EXCLUDED.units
+    """
+)
+
+
+def lane_for(admission: Admission, settings: BillingSettings) -> Lane:
+    """OTP-like sends (few recipients, or marked high) take the priority lane."""
+    if (
+        admission.priority == "high"
+        or len(admission.recipients) <= settings.priority_max_recipients
+    ):
+        return "priority"
+    return "bulk"
+
+
+def message_ids_for(batch_id: str, count: int) -> list[str]:
+    """Message ids derived from their batch id: unique, time-ordered, and cheap to make."""
+    stem = "msg_" + batch_id.removeprefix("bat_")
+    return [f"{stem}{index:06x}" for index in range(count)]
+
+
+async def admit_for_wallet(
+    session: AsyncSession,
+    settings: BillingSettings,
+    topology: Topology,
+    wallet_id: str,
+    admissions: Sequence[Admission],
+) -> list[AdmitResult]:
+    """Admit each request of one wallet in order, each fully or not at all."""
+    now = datetime.now(UTC)
+    replayed = await _existing_batches(session, admissions)
+    row = (
+        await session.execute(_LOCK_WALLET, {"wallet_id": wallet_id, "today": now.date()})
+    ).one_or_none()
+    if row is None:
+        return [
+            AdmitResult(batch_id=a.batch_id, ok=False, error="wallet_not_found") for a in admissions
+        ]
+    balance, negotiated, recent_units = row
+    price = unit_price(settings, negotiated, recent_units)
+
+    results: dict[str, AdmitResult] = {}
+    accepted: list[tuple[Admission, int]] = []
+    for admission in admissions:
+        if admission.batch_id in replayed or admission.batch_id in results:
+            continue
+        cost = admission.units * len(admission.recipients) * price
+        if cost > balance:
+            results[admission.batch_id] = AdmitResult(
+                batch_id=admission.batch_id,
+                ok=False,
+                error="insufficient_balance",
+                balance=balance,
+                unit_price=price,
+                cost=cost,
+            )
+            continue
+        balance -= cost
+        accepted.append((admission, cost))
+        results[admission.batch_id] = AdmitResult(
+            batch_id=admission.batch_id,
+            ok=True,
+            balance=balance,
+            unit_price=price,
+            cost=cost,
+            created_at=now,
+            message_ids=message_ids_for(admission.batch_id, len(admission.recipients)),
+        )
+    if accepted:
+        await _write(session, settings, topology, wallet_id, accepted, results, price, balance, now)
+    for batch_id, result in replayed.items():
+        results[batch_id] = result.model_copy(update={"balance": balance})
+    return [results[a.batch_id] for a in admissions]
+
+
+async def _existing_batches(
+    session: AsyncSession, admissions: Sequence[Admission]
+) -> dict[str, AdmitResult]:
+    """Batches an earlier attempt already admitted, answered as they were.
+
+    A retried request (an Idempotency-Key replay, or an RPC redelivered after a crash
+    between commit and ack) carries the same batch id and must not be charged twice.
+    """
+    ids = [a.batch_id for a in admissions]
+    rows = (
+        await session.execute(
+            text(
+                "SELECT b.id, b.cost, b.unit_price, b.created_at,"
+                " array_agg(m.id ORDER BY m.id) AS message_ids"
+                " FROM batches b JOIN messages m ON m.batch_id = b.id"
+                " WHERE b.id = ANY(:ids) GROUP BY b.id"
+            ),
+            {"ids": ids},
+        )
+    ).all()
+    return {
+        r.id: AdmitResult(
+            batch_id=r.id,
+            ok=True,
+            unit_price=r.unit_price,
+            cost=r.cost,
+            created_at=r.created_at,
+            message_ids=list(r.message_ids),
+        )
+        for r in rows
+    }
+
+
+async def _write(
+    session: AsyncSession,
+    settings: BillingSettings,
+    topology: Topology,
+    wallet_id: str,
+    accepted: list[tuple[Admission, int]],
+    results: dict[str, AdmitResult],
+    price: int,
+    balance: int,
+    now: datetime,
+) -> None:
+    await session.execute(_SET_BALANCE, {"balance": balance, "wallet_id": wallet_id})
+    running = balance + sum(cost for _, cost in accepted)
+    ledger, batches = [], []
+    for admission, cost in accepted:
+        running -= cost
+        ledger.append(
+            {
+                "wallet_id": wallet_id,
+                "kind": LedgerKind.CHARGE.value,
+                "amount": -cost,
+                "balance_after": running,
+                "batch_id": admission.batch_id,
+                "description": f"{len(admission.recipients)} recipients x {admission.units} units",
+            }
+        )
+        batches.append(
+            {
+                "id": admission.batch_id,
+                "wallet_id": wallet_id,
+                "api_key_id": admission.api_key_id,
+                "group_id": admission.group_id,
+                "message": admission.message,
+                "encoding": admission.encoding,
+                "priority": admission.priority,
+                "recipients": len(admission.recipients),
+                "units": admission.units * len(admission.recipients),
+                "cost": cost,
+                "unit_price": price,
+                "request_id": admission.request_id,
+                "created_at": now,
+            }
+        )
+    await session.execute(insert(LedgerEntry), ledger)
+    await session.execute(insert(Batch), batches)
+    await _copy_messages(session, settings, wallet_id, accepted, results, price, now)
+    await session.execute(
+        _ADD_USAGE,
+        {
+            "wallet_id": wallet_id,
+            "day": now.date(),
+            "units": sum(a.units * len(a.recipients) for a, _ in accepted),
+        },
+    )
+    await enqueue(session, _send_jobs(settings, topology, wallet_id, accepted, results, price, now))
+
+
+async def _copy_messages(
+    session: AsyncSession,
+    settings: BillingSettings,
+    wallet_id: str,
+    accepted: list[tuple[Admission, int]],
+    results: dict[str, AdmitResult],
+    price: int,
+    now: datetime,
+) -> None:
+    """COPY the message rows: the one write that grows with the recipient count."""
+    queued = MessageStatus.QUEUED.value
+    records: list[tuple[Any, ...]] = []
+    for admission, _ in accepted:
+        expires_at = now + _validity(settings, lane_for(admission, settings))
+        cost = admission.units * price
+        ids = results[admission.batch_id].message_ids
+        for message_id, recipient, carrier in zip(
+            ids, admission.recipients, admission.carriers, strict=True
+        ):
+            records.append(
+                (
+                    message_id,
+                    admission.batch_id,
+                    wallet_id,
+                    recipient,
+                    carrier,
+                    admission.units,
+                    cost,
+                    queued,
+                    0,
+                    expires_at,
+                    now,
+                    now,
+                )
+            )
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        "messages", records=records, columns=MESSAGE_COLUMNS
+    )
+
+
+def _validity(settings: BillingSettings, lane: Lane) -> Any:
+    return settings.validity_priority if lane == "priority" else settings.validity_bulk
+
+
+def _send_jobs(
+    settings: BillingSettings,
+    topology: Topology,
+    wallet_id: str,
+    accepted: list[tuple[Admission, int]],
+    results: dict[str, AdmitResult],
+    price: int,
+    now: datetime,
+) -> list[OutboxMessage]:
+    """Group the new messages by carrier and lane, in jobs of at most `job_size`."""
+    lanes: dict[tuple[str, Lane], list[dict[str, Any]]] = defaultdict(list)
+    texts: dict[tuple[str, Lane], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for admission, _ in accepted:
+        lane = lane_for(admission, settings)
+        cost = admission.units * price
+        ids = results[admission.batch_id].message_ids
+        for message_id, recipient, carrier in zip(
+            ids, admission.recipients, admission.carriers, strict=True
+        ):
+            lanes[(carrier, lane)].append(
+                {
+                    "id": message_id,
+                    "batch_id": admission.batch_id,
+                    "recipient": recipient,
+                    "units": admission.units,
+                    "cost": cost,
+                }
+            )
+            texts[(carrier, lane)][admission.batch_id] = {
+                "message": admission.message,
+                "encoding": admission.encoding,
+                "wallet_id": wallet_id,
+                "request_id": admission.request_id,
+            }
+    jobs: list[OutboxMessage] = []
+    for (carrier, lane), messages in lanes.items():
+        expires_at = (now + _validity(settings, lane)).isoformat()
+        for start in range(0, len(messages), settings.job_size):
+            chunk = messages[start : start + settings.job_size]
+            batch_ids = {m["batch_id"] for m in chunk}
+            job_id = new_id("job")
+            body = orjson.dumps(
+                {
+                    "job_id": job_id,
+                    "carrier": carrier,
+                    "lane": lane,
+                    "expires_at": expires_at,
+                    "texts": {b: texts[(carrier, lane)][b] for b in batch_ids},
+                    "messages": chunk,
+                }
+            )
+            jobs.append(
+                OutboxMessage(
+                    exchange=topology.send_exchange,
+                    routing_key=topology.send_routing_key(carrier, lane),
+                    body=body,
+                    message_id=job_id,
+                    priority=PRIORITY_HIGH if lane == "priority" else PRIORITY_NORMAL,
+                )
+            )
+    return jobs

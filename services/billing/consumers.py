@@ -1,0 +1,92 @@
+"""Thin consumers: decode, open a session scope per wallet or message, call the service."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from typing import Any
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from libs.common.admission import Admission, AdmitReply, AdmitRequest, AdmitResult
+from libs.common.amqp import Topology
+from libs.common.db import session_scope
+from libs.common.events import decode_events
+from libs.common.logging import get_logger
+from libs.common.outbox import OutboxRelay
+from services.billing.admission import admit_for_wallet
+from services.billing.ledger import refund_messages
+from services.billing.settings import BillingSettings
+
+log = get_logger(__name__)
+
+
+class BillingConsumers:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: BillingSettings,
+        topology: Topology,
+        relay: OutboxRelay,
+    ) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._topology = topology
+        self._relay = relay
+
+    async def handle_admit(self, body: bytes, headers: dict[str, Any]) -> bytes:
+        """Admit every request in the message, one transaction per wallet, wallets in parallel."""
+        request = AdmitRequest.model_validate_json(body)
+        if time.time() > request.deadline:
+            # The gateway has already answered; admitting now would charge for a send the
+            # customer was told failed.
+            log.warning("billing.admit_past_deadline", admissions=len(request.admissions))
+            return _reply([_failed(a, "deadline") for a in request.admissions])
+        by_wallet: dict[str, list[Admission]] = defaultdict(list)
+        for admission in request.admissions:
+            by_wallet[admission.wallet_id].append(admission)
+        groups = await asyncio.gather(
+            *(self._admit_wallet(wallet_id, group) for wallet_id, group in by_wallet.items())
+        )
+        self._relay.wake()
+        results = {r.batch_id: r for group in groups for r in group}
+        return _reply([results[a.batch_id] for a in request.admissions])
+
+    async def _admit_wallet(self, wallet_id: str, admissions: list[Admission]) -> list[AdmitResult]:
+        structlog.contextvars.bind_contextvars(request_id=admissions[0].request_id)
+        try:
+            async with session_scope(self._sessions) as session:
+                results = await admit_for_wallet(
+                    session, self._settings, self._topology, wallet_id, admissions
+                )
+        except Exception:
+            log.exception("billing.admit_failed", wallet_id=wallet_id, admissions=len(admissions))
+            return [_failed(a, "internal_error") for a in admissions]
+        for result in results:
+            log.info(
+                "billing.admitted" if result.ok else "billing.refused",
+                wallet_id=wallet_id,
+                batch_id=result.batch_id,
+                cost=result.cost,
+                messages=len(result.message_ids),
+                error=result.error,
+            )
+        return results
+
+    async def handle_refunds(self, message: AbstractIncomingMessage) -> None:
+        """Refund failed and expired messages; the ack waits for the commit."""
+        async with message.process(requeue=True):
+            events = decode_events(message.body)
+            async with session_scope(self._sessions) as session:
+                await refund_messages(session, events)
+
+
+def _failed(admission: Admission, error: Any) -> AdmitResult:
+    return AdmitResult(batch_id=admission.batch_id, ok=False, error=error)
+
+
+def _reply(results: list[AdmitResult]) -> bytes:
+    return AdmitReply(results=results).model_dump_json().encode()

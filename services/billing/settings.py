@@ -1,0 +1,19 @@
+"""Billing settings: validity, and how admissions are chunked into send jobs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from libs.common.settings import CommonSettings
+
+
+class BillingSettings(CommonSettings):
+    # How long a message may wait for its carrier before it expires and is refunded.
+    validity_priority: timedelta = timedelta(minutes=10)
+    validity_bulk: timedelta = timedelta(hours=24)
+    # A send with at most this many recipients rides the priority lane even without
+    # "priority": "high", so an OTP never waits behind a campaign.
+    priority_max_recipients: int = 10
+    job_size: int = 100
+    rpc_prefetch: int = 32
+    refund_prefetch: int = 16

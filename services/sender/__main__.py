@@ -1,0 +1,124 @@
+"""python -m services.sender: SMPP binds per carrier, submits, receipts, message states."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from libs.common.amqp import LANES, Topology, connect, declare_topology
+from libs.common.db import create_engine, create_sessionmaker
+from libs.common.logging import configure_logging, get_logger
+from libs.common.outbox import OutboxRelay
+from libs.common.runtime import run
+from services.sender.carriers.pool import CarrierPool
+from services.sender.consumers import JobConsumer
+from services.sender.deferral import Deferrer
+from services.sender.receipts import Receipt, final_status
+from services.sender.scheduler import CarrierScheduler
+from services.sender.settings import CarrierLinkSettings, SenderSettings
+from services.sender.sweeper import sweep_forever
+from services.sender.work import Registry
+from services.sender.writer import OutcomeWriter
+
+log = get_logger(__name__)
+# On shutdown, how long in-hand messages may take to reach an outcome before we let go.
+DRAIN_TIMEOUT = 15.0
+
+
+def _receipt_handler(writer: OutcomeWriter, carrier: str, link: CarrierLinkSettings):  # type: ignore[no-untyped-def]
+    def on_receipt(receipt: Receipt) -> None:
+        status = final_status(receipt.state, link.accepted_is_final)
+        if status is not None:
+            writer.receipt(carrier, receipt, status)
+
+    return on_receipt
+
+
+async def main(settings: SenderSettings, stop: asyncio.Event) -> None:
+    configure_logging("sender", settings.log_level, settings.log_format)
+    topology = Topology(settings.amqp_namespace)
+    engine = create_engine(settings, "wesendall-sender")
+    sessions = create_sessionmaker(engine)
+    connection = await connect(settings, "wesendall-sender")
+    setup = await connection.channel()
+    await declare_topology(setup, topology, settings.carriers)
+    await setup.close()
+    relay = OutboxRelay(
+        sessions,
+        connection,
+        best_effort_exchanges=frozenset({topology.events_exchange}),
+        name="sender",
+    )
+    registry = Registry()
+    writer = OutcomeWriter(
+        sessions,
+        topology,
+        registry,
+        relay,
+        flush_interval=settings.flush_interval,
+        flush_max=settings.flush_max,
+    )
+    deferrer = Deferrer(connection, topology)
+    pools: dict[str, CarrierPool] = {}
+    schedulers: dict[str, CarrierScheduler] = {}
+    for carrier in settings.carriers:
+        link = settings.carrier_links[carrier]
+        pool = CarrierPool.smpp(
+            carrier, link.bind_config(), _receipt_handler(writer, carrier, link), binds=link.binds
+        )
+        scheduler = CarrierScheduler(
+            carrier,
+            pool,
+            writer,
+            workers=link.binds * link.window,
+            transient_attempts=settings.transient_attempts,
+            retry_backoff=settings.retry_backoff,
+            ambiguous_hold=settings.ambiguous_hold.total_seconds(),
+            defer=deferrer.defer,
+        )
+        writer.set_adopter(carrier, scheduler)
+        pools[carrier], schedulers[carrier] = pool, scheduler
+        await pool.start()
+        scheduler.start()
+    background = [
+        asyncio.create_task(writer.run(), name="writer"),
+        asyncio.create_task(relay.run(), name="outbox-relay"),
+        asyncio.create_task(sweep_forever(sessions, topology, relay, settings), name="sweeper"),
+    ]
+    jobs = JobConsumer(sessions, registry, schedulers, writer)
+    consumers = []
+    for carrier in settings.carriers:
+        for lane in LANES:
+            channel = await connection.channel()
+            prefetch = settings.prefetch_priority if lane == "priority" else settings.prefetch_bulk
+            await channel.set_qos(prefetch_count=prefetch)
+            queue = await channel.get_queue(topology.send_queue(carrier, lane), ensure=False)
+            consumers.append((queue, await queue.consume(jobs.on_job)))
+    log.info("sender.started", carriers=settings.carriers)
+    try:
+        await stop.wait()
+        log.info("sender.stopping", in_hand=len(registry))
+        for queue, tag in consumers:
+            # Take no new jobs; let the messages in hand reach an outcome first, so as few
+            # as possible come back to the queue ambiguous.
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(registry.idle.wait(), DRAIN_TIMEOUT)
+        await writer.flush()
+    finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        for scheduler in schedulers.values():
+            await scheduler.stop()
+        for pool in pools.values():
+            await pool.close()
+        with contextlib.suppress(Exception):
+            await relay.drain_once()
+        await connection.close()
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    run(lambda stop: main(SenderSettings(), stop))

@@ -1,0 +1,349 @@
+"""The sender's reads and writes of message delivery state, in sets (one statement per batch).
+
+Every transition is conditional on the state it leaves, so a replayed outcome or a
+duplicate receipt changes nothing and announces nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.sender.receipts import Receipt, id_candidates
+
+RETURNED = (
+    "m.id, m.batch_id, m.wallet_id, m.recipient, m.units, m.cost, m.carrier,"
+    " m.carrier_message_id, m.status, m.error_code"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """A message whose status this transaction changed: what its event says."""
+
+    id: str
+    batch_id: str
+    wallet_id: str
+    recipient: str
+    units: int
+    cost: int
+    carrier: str
+    carrier_message_id: str | None
+    status: str
+    error_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptUpdate:
+    carrier: str
+    receipt: Receipt
+    status: str  # our final status: delivered / undelivered
+
+
+def _changed(rows: Any) -> list[Changed]:
+    return [Changed(*row) for row in rows]
+
+
+async def message_states(session: AsyncSession, ids: Sequence[str]) -> dict[str, str]:
+    rows = await session.execute(
+        text("SELECT id, status FROM messages WHERE id = ANY(CAST(:ids AS text[]))"),
+        {"ids": list(ids)},
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+async def mark_sent(
+    session: AsyncSession, sent: Sequence[tuple[str, str, datetime]]
+) -> list[Changed]:
+    """queued → sent with the carrier's id of the first part."""
+    if not sent:
+        return []
+    ids, cids, ats = zip(*sent, strict=True)
+    rows = await session.execute(
+        text(
+            "UPDATE messages m SET status = 'sent', carrier_message_id = u.cid,"
+            " submitted_at = u.at, updated_at = now()"
+            " FROM unnest(CAST(:ids AS text[]), CAST(:cids AS text[]),"
+            "             CAST(:ats AS timestamptz[])) AS u(id, cid, at)"
+            f" WHERE m.id = u.id AND m.status = 'queued' RETURNING {RETURNED}"
+        ),
+        {"ids": list(ids), "cids": list(cids), "ats": list(ats)},
+    )
+    return _changed(rows)
+
+
+async def insert_parts(session: AsyncSession, parts: Sequence[tuple[str, int, str, str]]) -> None:
+    """Carrier ids of every part of multi-part messages: (message, part, carrier, id)."""
+    if not parts:
+        return
+    message_ids, numbers, carriers, cids = zip(*parts, strict=True)
+    await session.execute(
+        text(
+            "INSERT INTO message_parts (message_id, part, carrier, carrier_message_id)"
+            " SELECT * FROM unnest(CAST(:m AS text[]), CAST(:n AS smallint[]),"
+            "                      CAST(:c AS text[]), CAST(:i AS text[]))"
+            " ON CONFLICT (message_id, part) DO UPDATE"
+            " SET carrier_message_id = EXCLUDED.carrier_message_id"
+        ),
+        {"m": list(message_ids), "n": list(numbers), "c": list(carriers), "i": list(cids)},
+    )
+
+
+async def mark_unsent(
+    session: AsyncSession, outcomes: Sequence[tuple[str, str, str | None]]
+) -> list[Changed]:
+    """queued → failed or expired (never handed to a carrier): (id, status, error_code)."""
+    if not outcomes:
+        return []
+    ids, statuses, codes = zip(*outcomes, strict=True)
+    rows = await session.execute(
+        text(
+            "UPDATE messages m SET status = u.status, error_code = u.code,"
+            " done_at = now(), updated_at = now()"
+            " FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]),"
+            "             CAST(:codes AS text[])) AS u(id, status, code)"
+            f" WHERE m.id = u.id AND m.status = 'queued' RETURNING {RETURNED}"
+        ),
+        {"ids": list(ids), "statuses": list(statuses), "codes": list(codes)},
+    )
+    return _changed(rows)
+
+
+async def apply_receipts(
+    session: AsyncSession, updates: Sequence[ReceiptUpdate]
+) -> tuple[list[Changed], list[ReceiptUpdate]]:
+    """Apply final receipts; returns (changed messages, receipts that matched nothing)."""
+    if not updates:
+        return [], []
+    changed: list[Changed] = []
+    unmatched: list[ReceiptUpdate] = []
+    remaining = list(updates)
+    # Exact ids first; then the hex/decimal spellings some SMSCs mix up (protocols §5).
+    for attempt in range(2):
+        if not remaining:
+            break
+        keys: list[tuple[str, str, int]] = []
+        for index, update in enumerate(remaining):
+            spellings = (
+                [update.receipt.carrier_message_id]
+                if attempt == 0
+                else id_candidates(update.receipt.carrier_message_id)[1:]
+            )
+            keys.extend((update.carrier, spelling, index) for spelling in spellings)
+        matched, done = await _apply_by_ids(session, remaining, keys)
+        changed.extend(done)
+        still = [u for i, u in enumerate(remaining) if i not in matched]
+        if attempt == 1:
+            unmatched = still
+        remaining = still
+    return changed, unmatched
+
+
+async def _apply_by_ids(
+    session: AsyncSession, updates: list[ReceiptUpdate], keys: list[tuple[str, str, int]]
+) -> tuple[set[int], list[Changed]]:
+    if not keys:
+        return set(), []
+    carriers, cids, idx = zip(*keys, strict=True)
+    params = {"c": list(carriers), "i": list(cids), "x": list(idx)}
+    unnest = (
+        "unnest(CAST(:c AS text[]), CAST(:i AS text[]), CAST(:x AS int[])) AS u(carrier, cid, idx)"
+    )
+    singles = (
+        await session.execute(
+            text(
+                f"SELECT u.idx, m.id FROM {unnest} JOIN messages m"
+                " ON m.carrier = u.carrier AND m.carrier_message_id = u.cid AND m.units = 1"
+            ),
+            params,
+        )
+    ).all()
+    parts = (
+        await session.execute(
+            text(
+                f"SELECT u.idx, p.message_id, p.part FROM {unnest} JOIN message_parts p"
+                " ON p.carrier = u.carrier AND p.carrier_message_id = u.cid"
+            ),
+            params,
+        )
+    ).all()
+    matched = {row[0] for row in singles} | {row[0] for row in parts}
+    changed: list[Changed] = []
+    if singles:
+        changed += _changed(
+            await session.execute(
+                text(
+                    "UPDATE messages m SET status = u.status, error_code = u.code,"
+                    " done_at = now(), updated_at = now(), parts_done = 1"
+                    " FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]),"
+                    "             CAST(:codes AS text[])) AS u(id, status, code)"
+                    f" WHERE m.id = u.id AND m.status = 'sent' RETURNING {RETURNED}"
+                ),
+                {
+                    "ids": [row[1] for row in singles],
+                    "statuses": [updates[row[0]].status for row in singles],
+                    "codes": [_error(updates[row[0]]) for row in singles],
+                },
+            )
+        )
+    if parts:
+        changed += await _apply_parts(session, updates, parts)
+    return matched, changed
+
+
+async def _apply_parts(
+    session: AsyncSession, updates: list[ReceiptUpdate], parts: Sequence[Any]
+) -> list[Changed]:
+    """One receipt per part; the message is final when every part's receipt is in."""
+    await session.execute(
+        text(
+            "UPDATE message_parts p SET status = u.status"
+            " FROM unnest(CAST(:ids AS text[]), CAST(:parts AS smallint[]),"
+            "             CAST(:statuses AS text[])) AS u(id, part, status)"
+            " WHERE p.message_id = u.id AND p.part = u.part AND p.status IS NULL"
+        ),
+        {
+            "ids": [row[1] for row in parts],
+            "parts": [row[2] for row in parts],
+            "statuses": [updates[row[0]].status for row in parts],
+        },
+    )
+    codes = {row[1]: _error(updates[row[0]]) for row in parts if _error(updates[row[0]])}
+    rows = await session.execute(
+        text(
+            "WITH done AS (SELECT p.message_id, count(*) AS n,"
+            "   bool_and(p.status = 'delivered') AS all_delivered"
+            "   FROM message_parts p WHERE p.message_id = ANY(CAST(:ids AS text[]))"
+            "   AND p.status IS NOT NULL GROUP BY p.message_id)"
+            " UPDATE messages m SET parts_done = d.n, updated_at = now(),"
+            "   status = CASE WHEN d.n >= m.units THEN"
+            "     CASE WHEN d.all_delivered THEN 'delivered' ELSE 'undelivered' END"
+            "     ELSE m.status END,"
+            "   done_at = CASE WHEN d.n >= m.units THEN now() ELSE m.done_at END"
+            " FROM done d WHERE m.id = d.message_id AND m.status = 'sent' AND d.n >= m.units"
+            f" RETURNING {RETURNED}"
+        ),
+        {"ids": sorted({row[1] for row in parts})},
+    )
+    changed = _changed(rows)
+    failed = [c for c in changed if c.status == "undelivered" and codes.get(c.id)]
+    if failed:
+        await session.execute(
+            text(
+                "UPDATE messages m SET error_code = u.code FROM unnest(CAST(:ids AS text[]),"
+                " CAST(:codes AS text[])) AS u(id, code) WHERE m.id = u.id"
+            ),
+            {"ids": [c.id for c in failed], "codes": [codes[c.id] for c in failed]},
+        )
+    return changed
+
+
+def _error(update: ReceiptUpdate) -> str | None:
+    if update.status == "delivered":
+        return None
+    code = update.receipt.error_code
+    return f"{update.receipt.state}:{code}" if code else update.receipt.state
+
+
+async def park_receipts(session: AsyncSession, updates: Sequence[ReceiptUpdate]) -> None:
+    """Keep receipts that matched nothing: their submit_sm_resp may not be stored yet."""
+    if not updates:
+        return
+    await session.execute(
+        text(
+            "INSERT INTO pending_receipts (carrier, carrier_message_id, recipient, state,"
+            " status, error_code, raw) SELECT * FROM unnest(CAST(:c AS text[]),"
+            " CAST(:i AS text[]), CAST(:r AS text[]), CAST(:s AS text[]), CAST(:st AS text[]),"
+            " CAST(:e AS text[]), CAST(:raw AS bytea[]))"
+        ),
+        {
+            "c": [u.carrier for u in updates],
+            "i": [u.receipt.carrier_message_id for u in updates],
+            "r": [_e164(u.receipt.recipient) for u in updates],
+            "s": [u.receipt.state for u in updates],
+            "st": [u.status for u in updates],
+            "e": [u.receipt.error_code for u in updates],
+            "raw": [u.receipt.raw for u in updates],
+        },
+    )
+
+
+def _e164(digits: str | None) -> str | None:
+    if not digits:
+        return None
+    return digits if digits.startswith("+") else "+" + digits
+
+
+async def take_parked(
+    session: AsyncSession,
+    *,
+    carrier_ids: Sequence[tuple[str, str]] = (),
+    recipients: Sequence[tuple[str, str]] = (),
+) -> list[ReceiptUpdate]:
+    """Remove and return parked receipts by (carrier, id) or by (carrier, recipient)."""
+    if not carrier_ids and not recipients:
+        return []
+    rows = await session.execute(
+        text(
+            "DELETE FROM pending_receipts p USING ("
+            "  SELECT id FROM pending_receipts q WHERE (q.carrier, q.carrier_message_id) IN"
+            "   (SELECT * FROM unnest(CAST(:c1 AS text[]), CAST(:i1 AS text[])))"
+            "  OR (q.carrier, q.recipient) IN"
+            "   (SELECT * FROM unnest(CAST(:c2 AS text[]), CAST(:r2 AS text[])))"
+            "  FOR UPDATE SKIP LOCKED) AS hit WHERE p.id = hit.id"
+            " RETURNING p.carrier, p.carrier_message_id, p.recipient, p.state, p.status,"
+            " p.error_code, p.raw"
+        ),
+        {
+            "c1": [c for c, _ in carrier_ids],
+            "i1": [i for _, i in carrier_ids],
+            "c2": [c for c, _ in recipients],
+            "r2": [r for _, r in recipients],
+        },
+    )
+    return [
+        ReceiptUpdate(
+            carrier,
+            Receipt(
+                carrier_message_id=cid,
+                state=state,
+                error_code=error_code,
+                recipient=recipient,
+                submit_date=None,
+                done_date=None,
+                text=None,
+                raw=raw,
+            ),
+            status,
+        )
+        for carrier, cid, recipient, state, status, error_code, raw in rows
+    ]
+
+
+async def expire_overdue(session: AsyncSession, grace: timedelta, limit: int) -> list[Changed]:
+    """Queued messages past their validity (plus grace) end expired, for billing to refund."""
+    rows = await session.execute(
+        text(
+            "UPDATE messages m SET status = 'expired', error_code = 'validity_expired',"
+            " done_at = now(), updated_at = now()"
+            " WHERE m.id IN (SELECT id FROM messages WHERE status = 'queued'"
+            "   AND expires_at < now() - CAST(:grace AS interval)"
+            "   ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
+            f" AND m.status = 'queued' RETURNING {RETURNED}"
+        ),
+        {"grace": grace, "limit": limit},
+    )
+    return _changed(rows)
+
+
+async def prune_parked(session: AsyncSession, ttl: timedelta) -> int:
+    result = await session.execute(
+        text("DELETE FROM pending_receipts WHERE received_at < now() - CAST(:ttl AS interval)"),
+        {"ttl": ttl},
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
