@@ -9,7 +9,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
-    AbstractExchange,
+    AbstractQueue,
     AbstractRobustConnection,
     ExchangeType,
 )
@@ -84,79 +84,84 @@ async def connect(settings: CommonSettings, name: str) -> AbstractRobustConnecti
     )
 
 
+def queue_arguments(topology: Topology, carriers: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Every durable queue of the topology with its declaration arguments."""
+    dead_lettered = {**QUORUM, "x-dead-letter-exchange": topology.dead_letter_exchange}
+    queues: dict[str, dict[str, Any]] = {topology.dead_letter_queue: dict(QUORUM)}
+    for carrier in carriers:
+        for lane in LANES:
+            # A job redelivered this often is poison: park it where an operator sees it.
+            queues[topology.send_queue(carrier, lane)] = {**dead_lettered, "x-delivery-limit": 20}
+    for delay in RETRY_DELAYS:
+        queues[topology.retry_queue(delay)] = {
+            **QUORUM,
+            "x-message-ttl": delay * 1000,
+            # On expiry the job goes back to the send exchange under its own routing key.
+            "x-dead-letter-exchange": topology.send_exchange,
+        }
+    queues[topology.billing_rpc_queue] = {**dead_lettered, "x-delivery-limit": 5}
+    queues[topology.billing_refunds_queue] = {**dead_lettered, "x-delivery-limit": 20}
+    return queues
+
+
+async def durable_queue(
+    channel: AbstractChannel, topology: Topology, carriers: Iterable[str], name: str
+) -> AbstractQueue:
+    """A queue to consume from, declared so that a reconnecting channel restores its consumers."""
+    return await channel.declare_queue(
+        name, durable=True, arguments=queue_arguments(topology, carriers)[name]
+    )
+
+
 async def declare_topology(
     channel: AbstractChannel, topology: Topology, carriers: Iterable[str]
 ) -> None:
     """Declare every exchange and queue; idempotent, so each process calls it at start."""
+    carriers = list(carriers)
+    queues = {
+        name: await channel.declare_queue(name, durable=True, arguments=arguments)
+        for name, arguments in queue_arguments(topology, carriers).items()
+    }
     dlx = await channel.declare_exchange(
         topology.dead_letter_exchange, ExchangeType.FANOUT, durable=True
     )
-    dlq = await channel.declare_queue(topology.dead_letter_queue, durable=True, arguments=QUORUM)
-    await dlq.bind(dlx)
-    dead_lettered = {**QUORUM, "x-dead-letter-exchange": topology.dead_letter_exchange}
-
+    await queues[topology.dead_letter_queue].bind(dlx)
     send = await channel.declare_exchange(topology.send_exchange, ExchangeType.DIRECT, durable=True)
     events = await channel.declare_exchange(
         topology.events_exchange, ExchangeType.TOPIC, durable=True
     )
     for carrier in carriers:
         for lane in LANES:
-            queue = await channel.declare_queue(
-                topology.send_queue(carrier, lane),
-                durable=True,
-                # A job redelivered this often is poison: park it where an operator sees it.
-                arguments={**dead_lettered, "x-delivery-limit": 20},
+            await queues[topology.send_queue(carrier, lane)].bind(
+                send, topology.send_routing_key(carrier, lane)
             )
-            await queue.bind(send, topology.send_routing_key(carrier, lane))
     for delay in RETRY_DELAYS:
         exchange = await channel.declare_exchange(
             topology.retry_exchange(delay), ExchangeType.FANOUT, durable=True
         )
-        queue = await channel.declare_queue(
-            topology.retry_queue(delay),
-            durable=True,
-            arguments={
-                **QUORUM,
-                "x-message-ttl": delay * 1000,
-                # On expiry the job goes back to the send exchange under its own routing key.
-                "x-dead-letter-exchange": topology.send_exchange,
-            },
-        )
-        await queue.bind(exchange)
-    await channel.declare_queue(
-        topology.billing_rpc_queue, durable=True, arguments={**dead_lettered, "x-delivery-limit": 5}
-    )
-    refunds = await channel.declare_queue(
-        topology.billing_refunds_queue,
-        durable=True,
-        arguments={**dead_lettered, "x-delivery-limit": 20},
-    )
+        await queues[topology.retry_queue(delay)].bind(exchange)
     for event_type in REFUNDED_EVENTS:
-        await refunds.bind(events, event_type)
+        await queues[topology.billing_refunds_queue].bind(events, event_type)
 
 
-async def publish(
-    exchange: AbstractExchange,
-    routing_key: str,
-    body: bytes,
-    *,
-    message_id: str,
-    headers: dict[str, Any] | None = None,
-    mandatory: bool = True,
-    correlation_id: str | None = None,
-    reply_to: str | None = None,
-    expiration: float | None = None,
-    timeout: float = 10,
+async def delete_topology(
+    channel: AbstractChannel, topology: Topology, carriers: Iterable[str]
 ) -> None:
-    """Publish a persistent JSON message and wait for the broker's confirm."""
-    message = aio_pika.Message(
-        body,
-        content_type="application/json",
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=message_id,
-        headers=headers or {},
-        correlation_id=correlation_id,
-        reply_to=reply_to,
-        expiration=expiration,
-    )
-    await exchange.publish(message, routing_key, mandatory=mandatory, timeout=timeout)
+    """Remove every queue and exchange of a namespace (test runs clean up after themselves)."""
+    queues = [
+        topology.dead_letter_queue,
+        topology.billing_rpc_queue,
+        topology.billing_refunds_queue,
+        *(topology.retry_queue(d) for d in RETRY_DELAYS),
+        *(topology.send_queue(c, lane) for c in carriers for lane in LANES),
+    ]
+    exchanges = [
+        topology.send_exchange,
+        topology.events_exchange,
+        topology.dead_letter_exchange,
+        *(topology.retry_exchange(d) for d in RETRY_DELAYS),
+    ]
+    for name in queues:
+        await channel.queue_delete(name)
+    for name in exchanges:
+        await channel.exchange_delete(name)

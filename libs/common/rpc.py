@@ -47,7 +47,8 @@ class RpcClient:
             if self._channel is None or self._channel.is_closed:
                 channel = await self._connection.channel()
                 # Replies come to the channel that published the request, in no-ack mode.
-                queue: AbstractQueue = await channel.get_queue(DIRECT_REPLY_TO, ensure=False)
+                # Declared (passively) so a reconnected channel consumes replies again.
+                queue = await channel.declare_queue(DIRECT_REPLY_TO, passive=True)
                 await queue.consume(self._on_reply, no_ack=True)
                 self._channel = channel
         return self._channel
@@ -117,24 +118,22 @@ Handler = Callable[[bytes, dict[str, Any]], Awaitable[bytes]]
 class RpcServer:
     """Consumes requests from one queue; each reply goes out before its request is acked."""
 
-    def __init__(self, channel: AbstractChannel, queue_name: str, handler: Handler) -> None:
+    def __init__(self, channel: AbstractChannel, queue: AbstractQueue, handler: Handler) -> None:
         self._channel = channel
-        self._queue_name = queue_name
+        self._queue = queue
+        self._queue_name = queue.name
         self._handler = handler
-        self._queue: AbstractQueue | None = None
         self._tag: str | None = None
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def start(self, prefetch: int) -> None:
-        await self._channel.set_qos(prefetch_count=prefetch)
-        self._queue = await self._channel.get_queue(self._queue_name, ensure=False)
+    async def start(self) -> None:
         self._tag = await self._queue.consume(self._on_request)
 
     async def stop(self, timeout: float = 30) -> None:
         """Take no new requests and let the ones in hand finish, so none is done twice."""
-        if self._queue is not None and self._tag is not None:
+        if self._tag is not None:
             await self._queue.cancel(self._tag)
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)

@@ -60,9 +60,7 @@ def _print(data: Any, as_json: bool) -> None:
             print(f"{name}: {value}")
 
 
-async def _with_session(
-    settings: CommonSettings, action: Callable[[Any], Awaitable[Any]]
-) -> Any:
+async def _with_session(settings: CommonSettings, action: Callable[[Any], Awaitable[Any]]) -> Any:
     engine = create_engine(settings, "wesendall-cli")
     try:
         async with session_scope(create_sessionmaker(engine)) as session:
@@ -99,8 +97,12 @@ async def _run(args: argparse.Namespace, settings: CommonSettings) -> int:
         creds = await _with_session(
             settings,
             lambda s: service.create_account(
-                s, phone=args.phone, email=args.email, credit_ugx=args.credit,
-                bcrypt_rounds=rounds, rate_limit=args.rate_limit,
+                s,
+                phone=args.phone,
+                email=args.email,
+                credit_ugx=args.credit,
+                bcrypt_rounds=rounds,
+                rate_limit=args.rate_limit,
             ),
         )
         _print(creds.as_json(), args.json)

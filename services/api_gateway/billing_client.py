@@ -91,7 +91,7 @@ class BillingClient:
             log.warning("billing.unavailable", error=str(error), admissions=len(admissions))
             raise SendFailed() from error
         except RpcTimeout as error:
-            log.warning("billing.timeout", admissions=len(admissions))
+            log.warning("billing.timeout", error=str(error), admissions=len(admissions))
             raise InternalError() from error
         reply = AdmitReply.model_validate_json(body)
         if len(reply.results) != len(admissions):

@@ -88,8 +88,8 @@ async def begin(
         await session.execute(
             text(
                 "SELECT request_hash, state, resource_id, status_code, response_body,"
-                " created_at < now() - :ttl AS expired,"
-                " updated_at < now() - :stale AS stale"
+                " created_at < now() - CAST(:ttl AS interval) AS expired,"
+                " updated_at < now() - CAST(:stale AS interval) AS stale"
                 " FROM idempotency_keys WHERE api_key_id = :api_key_id AND key = :key FOR UPDATE"
             ),
             {**params, "ttl": ttl, "stale": stale_after},

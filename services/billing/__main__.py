@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from libs.common.amqp import Topology, connect, declare_topology
+from libs.common.amqp import Topology, connect, declare_topology, durable_queue
 from libs.common.db import create_engine, create_sessionmaker
 from libs.common.logging import configure_logging, get_logger
 from libs.common.outbox import OutboxRelay
@@ -33,13 +33,18 @@ async def main(settings: BillingSettings, stop: asyncio.Event) -> None:
             name="billing",
         )
         consumers = BillingConsumers(sessions, settings, topology, relay)
-        rpc = RpcServer(
-            await connection.channel(), topology.billing_rpc_queue, consumers.handle_admit
+        rpc_channel = await connection.channel()
+        await rpc_channel.set_qos(prefetch_count=settings.rpc_prefetch)
+        rpc_queue = await durable_queue(
+            rpc_channel, topology, settings.carriers, topology.billing_rpc_queue
         )
-        await rpc.start(prefetch=settings.rpc_prefetch)
+        rpc = RpcServer(rpc_channel, rpc_queue, consumers.handle_admit)
+        await rpc.start()
         refunds_channel = await connection.channel()
         await refunds_channel.set_qos(prefetch_count=settings.refund_prefetch)
-        refunds = await refunds_channel.get_queue(topology.billing_refunds_queue, ensure=False)
+        refunds = await durable_queue(
+            refunds_channel, topology, settings.carriers, topology.billing_refunds_queue
+        )
         await refunds.consume(consumers.handle_refunds)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
         log.info("billing.started", carriers=settings.carriers)

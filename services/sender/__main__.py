@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
-from libs.common.amqp import LANES, Topology, connect, declare_topology
+from libs.common.amqp import LANES, Topology, connect, declare_topology, durable_queue
 from libs.common.db import create_engine, create_sessionmaker
 from libs.common.logging import configure_logging, get_logger
 from libs.common.outbox import OutboxRelay
 from libs.common.runtime import run
 from services.sender.carriers.pool import CarrierPool
+from services.sender.carriers.receiver import SmppReceiver
 from services.sender.consumers import JobConsumer
 from services.sender.deferral import Deferrer
 from services.sender.receipts import Receipt, final_status
@@ -25,11 +27,16 @@ log = get_logger(__name__)
 DRAIN_TIMEOUT = 15.0
 
 
-def _receipt_handler(writer: OutcomeWriter, carrier: str, link: CarrierLinkSettings):  # type: ignore[no-untyped-def]
-    def on_receipt(receipt: Receipt) -> None:
+def _receipt_handler(
+    writer: OutcomeWriter, carrier: str, link: CarrierLinkSettings, *, durable: bool
+) -> Callable[[Receipt], asyncio.Future[None] | None]:
+    """Final receipts go to the writer; intermediate ones (ENROUTE, …) change nothing."""
+
+    def on_receipt(receipt: Receipt) -> asyncio.Future[None] | None:
         status = final_status(receipt.state, link.accepted_is_final)
-        if status is not None:
-            writer.receipt(carrier, receipt, status)
+        if status is None:
+            return None
+        return writer.receipt(carrier, receipt, status, durable=durable)
 
     return on_receipt
 
@@ -60,12 +67,22 @@ async def main(settings: SenderSettings, stop: asyncio.Event) -> None:
     )
     deferrer = Deferrer(connection, topology)
     pools: dict[str, CarrierPool] = {}
+    receivers: list[SmppReceiver] = []
     schedulers: dict[str, CarrierScheduler] = {}
     for carrier in settings.carriers:
         link = settings.carrier_links[carrier]
         pool = CarrierPool.smpp(
-            carrier, link.bind_config(), _receipt_handler(writer, carrier, link), binds=link.binds
+            carrier,
+            link.bind_config(),
+            _receipt_handler(writer, carrier, link, durable=False),
+            binds=link.binds,
         )
+        for _ in range(link.receiver_binds):
+            receiver = SmppReceiver(
+                carrier, link.bind_config(), _receipt_handler(writer, carrier, link, durable=True)
+            )
+            await receiver.start()
+            receivers.append(receiver)
         scheduler = CarrierScheduler(
             carrier,
             pool,
@@ -92,7 +109,9 @@ async def main(settings: SenderSettings, stop: asyncio.Event) -> None:
             channel = await connection.channel()
             prefetch = settings.prefetch_priority if lane == "priority" else settings.prefetch_bulk
             await channel.set_qos(prefetch_count=prefetch)
-            queue = await channel.get_queue(topology.send_queue(carrier, lane), ensure=False)
+            queue = await durable_queue(
+                channel, topology, settings.carriers, topology.send_queue(carrier, lane)
+            )
             consumers.append((queue, await queue.consume(jobs.on_job)))
     log.info("sender.started", carriers=settings.carriers)
     try:
@@ -105,6 +124,8 @@ async def main(settings: SenderSettings, stop: asyncio.Event) -> None:
                 await queue.cancel(tag)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(registry.idle.wait(), DRAIN_TIMEOUT)
+        for receiver in receivers:
+            await receiver.close()
         await writer.flush()
     finally:
         for task in background:
@@ -112,6 +133,8 @@ async def main(settings: SenderSettings, stop: asyncio.Event) -> None:
         await asyncio.gather(*background, return_exceptions=True)
         for scheduler in schedulers.values():
             await scheduler.stop()
+        for receiver in receivers:
+            await receiver.close()
         for pool in pools.values():
             await pool.close()
         with contextlib.suppress(Exception):

@@ -19,8 +19,11 @@ class CarrierLinkSettings(BaseModel):
     system_id: str = ""
     password: SecretStr = SecretStr("")
     system_type: str = ""
-    bind_type: str = "TRX"
+    # Submit binds. With receiver binds they are transmitters (TX), and receipts arrive on
+    # receivers that acknowledge each one only once it is stored; without, transceivers
+    # (TRX) carry both, and a receipt in memory at a crash is lost.
     binds: int = 1
+    receiver_binds: int = 1
     window: int = 10
     rate: float = 500.0  # submit_sm per second per bind; 0 = unlimited
     source_addr: str = "Wesendall"
@@ -38,7 +41,7 @@ class CarrierLinkSettings(BaseModel):
             system_id=self.system_id,
             password=self.password.get_secret_value(),
             system_type=self.system_type,
-            bind_type=self.bind_type,
+            bind_type="TX" if self.receiver_binds else "TRX",
             window=self.window,
             rate=self.rate,
             source_addr=self.source_addr,

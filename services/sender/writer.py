@@ -40,7 +40,8 @@ class Adopter(Protocol):
 class _Batch:
     sent: list[tuple[Work, list[str], datetime]] = field(default_factory=list)
     unsent: list[tuple[Work, str, str | None]] = field(default_factory=list)
-    receipts: list[ReceiptUpdate] = field(default_factory=list)
+    # A receipt with a future is acknowledged to the carrier only once that future is done.
+    receipts: list[tuple[ReceiptUpdate, asyncio.Future[None] | None]] = field(default_factory=list)
     handed_on: list[Work] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -92,9 +93,15 @@ class OutcomeWriter:
         self._batch.handed_on.append(work)
         self._poke()
 
-    def receipt(self, carrier: str, receipt: Receipt, status: str) -> None:
-        self._batch.receipts.append(ReceiptUpdate(carrier, receipt, status))
-        self._poke()
+    def receipt(
+        self, carrier: str, receipt: Receipt, status: str, *, durable: bool = False
+    ) -> asyncio.Future[None] | None:
+        """Queue a receipt; with `durable`, a future that completes once it is committed."""
+        future = asyncio.get_running_loop().create_future() if durable else None
+        self._batch.receipts.append((ReceiptUpdate(carrier, receipt, status), future))
+        # The carrier's window holds until these are stored: write them without waiting.
+        self._wakeup.set()
+        return future
 
     def _poke(self) -> None:
         if len(self._batch) >= self._max:
@@ -129,11 +136,20 @@ class OutcomeWriter:
             async with session_scope(self._sessions) as session:
                 changed = await self._write(session, batch, adopted)
                 await self._announce(session, changed)
-        except BaseException:
+        except BaseException as error:
+            # Receipts the carrier has not been answered for come back from the carrier;
+            # everything else waits here for the next attempt.
+            for _, future in batch.receipts:
+                if future is not None and not future.done():
+                    future.set_exception(ConnectionError(repr(error)))
+            batch.receipts = [(u, f) for u, f in batch.receipts if f is None]
             self._batch.merge(batch)
             for work in adopted:
                 self._adopters[work.carrier].unclaim(work)
             raise
+        for _, future in batch.receipts:
+            if future is not None and not future.done():
+                future.set_result(None)
         for work in adopted:
             self._registry.resolve(work)
         for work, _, _ in batch.sent:
@@ -165,7 +181,7 @@ class OutcomeWriter:
             session, [(w.id, status, code) for w, status, code in batch.unsent]
         )
         # Receipts that beat their submit_sm_resp were parked: match them now.
-        receipts = list(batch.receipts)
+        receipts = [update for update, _ in batch.receipts]
         if batch.sent:
             parked = await store.take_parked(
                 session, carrier_ids=[(w.carrier, ids[0]) for w, ids, _ in batch.sent if ids]

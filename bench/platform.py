@@ -1,0 +1,165 @@
+"""The platform under benchmark, started the way the platform tests start theirs: every
+service and the carrier simulator as real processes, on a fresh migrated database and a
+unique AMQP namespace, on free ports, with logs in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from deploy.stack import Stack, StackConfig
+from libs.common.amqp import Topology, connect, delete_topology
+from libs.common.db import create_engine, create_sessionmaker, session_scope
+from libs.common.migrations import upgrade
+from libs.common.settings import CommonSettings
+from services.admin import service
+from tests.infra import create_database, drop_database, free_port, unique
+from tests.platform.client import basic
+
+_APPLICATION = "wesendall-bench"
+
+
+@dataclass(frozen=True)
+class Customer:
+    wallet_id: str
+    authorization: str  # the whole Authorization header value
+
+
+@dataclass
+class BenchPlatform:
+    stack: Stack
+    server_url: str  # the Postgres server the benchmark database lives on
+    amqp_url: str
+    database: str
+    namespace: str
+    logs: Path
+    http: aiohttp.ClientSession
+
+    @property
+    def base_url(self) -> str:
+        return self.stack.config.base_url
+
+    @property
+    def simulator_url(self) -> str:
+        return self.stack.config.simulator_url
+
+    @property
+    def database_url(self) -> str:
+        return self.stack.config.database_url
+
+    def pids(self) -> dict[str, int]:
+        """The pid of each service and of the carrier simulator."""
+        return {name: process.pid for name, process in self.stack.processes.items()}
+
+    async def create_customer(self, credit: int, rate_limit: int) -> Customer:
+        """An account with one credited wallet and a key allowed `rate_limit` requests/s."""
+        settings = CommonSettings(database_url=self.database_url, db_pool_size=1)
+        engine = create_engine(settings, _APPLICATION)
+        try:
+            async with session_scope(create_sessionmaker(engine)) as session:
+                creds = await service.create_account(
+                    session,
+                    phone="+256772000100",
+                    email="bench@example.com",
+                    credit_ugx=credit,
+                    bcrypt_rounds=settings.bcrypt_rounds,
+                    rate_limit=rate_limit,
+                )
+        finally:
+            await engine.dispose()
+        return Customer(creds.wallet_id, basic(creds.api_key, creds.api_secret))
+
+    async def balance(self, customer: Customer) -> int:
+        """The wallet's balance, as the public API reports it."""
+        async with self.http.get(
+            self.base_url + "/api/v1/account/balance",
+            params={"walletId": customer.wallet_id},
+            headers={"Authorization": customer.authorization},
+        ) as response:
+            response.raise_for_status()
+            return int((await response.json())["balance"])
+
+    async def simulator(self, method: str, path: str, **params: Any) -> Any:
+        """A call to the carrier simulator's inspection API."""
+        async with self.http.request(
+            method, self.simulator_url + path, params=params or None
+        ) as response:
+            response.raise_for_status()
+            return orjson.loads(await response.read())
+
+    async def wait_quiet(self, timeout: float = 60.0) -> bool:
+        """Wait until the simulator has no receipts left to push, so phases do not overlap."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            if (await self.simulator("GET", "/stats"))["receipts_pending"] == 0:
+                return True
+            await asyncio.sleep(0.2)
+        return False
+
+    def log_tails(self, lines: int = 30) -> str:
+        """The last lines of every process's log."""
+        out = []
+        for path in sorted(self.logs.glob("*.log")):
+            content = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {path.name}\n" + "\n".join(content))
+        return "\n".join(out)
+
+
+async def start_platform(
+    server_url: str, amqp_url: str, extra_env: dict[str, str], log_level: str
+) -> BenchPlatform:
+    """Create the database and namespace, start every process, wait until healthy."""
+    database = unique("wesendall_bench_")
+    url = await create_database(server_url, database)
+    namespace = unique("bench") + "."
+    logs = Path(tempfile.mkdtemp(prefix="wesendall-bench-"))
+    config = StackConfig(
+        database_url=url,
+        amqp_url=amqp_url,
+        amqp_namespace=namespace,
+        environment="test",
+        http_port=free_port(),
+        smpp_port=free_port(),
+        simulator_http_port=free_port(),
+        log_level=log_level,
+        log_dir=logs,
+        extra_env=extra_env,
+    )
+    stack = Stack(config)
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+    platform = BenchPlatform(stack, server_url, amqp_url, database, namespace, logs, http)
+    try:
+        await asyncio.to_thread(upgrade, url)
+        stack.start()
+        await asyncio.to_thread(stack.wait_healthy, 90)
+    except BaseException:
+        print(f"bench: the platform did not start; logs in {logs}:", file=sys.stderr)
+        print(platform.log_tails(), file=sys.stderr)
+        await stop_platform(platform, keep_logs=True)
+        raise
+    return platform
+
+
+async def stop_platform(platform: BenchPlatform, keep_logs: bool) -> None:
+    """Stop every process, drop the database, delete the namespace's queues and exchanges."""
+    await asyncio.to_thread(platform.stack.stop)
+    await platform.http.close()
+    await drop_database(platform.server_url, platform.database)
+    settings = CommonSettings(amqp_url=platform.amqp_url)
+    connection = await connect(settings, _APPLICATION)
+    try:
+        channel = await connection.channel()
+        await delete_topology(channel, Topology(platform.namespace), settings.carriers)
+    finally:
+        await connection.close()
+    if not keep_logs:
+        shutil.rmtree(platform.logs, ignore_errors=True)

@@ -1,0 +1,219 @@
+"""The human table and the JSON document a run ends with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.stats import ratio
+
+CPU_COLUMNS = (
+    ("api_gateway", "gateway"),
+    ("billing", "billing"),
+    ("sender", "sender"),
+    ("carrier-simulator", "carrier"),
+    ("ceiling", "ceiling"),
+    ("load", "load"),
+    ("postgres", "postgres"),
+    ("rabbitmq", "rabbitmq"),
+    ("bench", "bench"),
+    ("others", "others"),
+    ("irq", "irq"),
+    ("machine", "machine"),
+)
+
+
+def add_ratios(results: dict[str, Any]) -> None:
+    """Each throughput as a fraction of the ceiling's requests/s."""
+    base = (results.get("ceiling") or {}).get("requests_per_s")
+    single = results.get("single")
+    if single:
+        single["accepted_per_s_vs_ceiling"] = ratio(single["accepted_per_s"], base)
+        single["carrier_submits_per_s_vs_ceiling"] = ratio(single["carrier_submits_per_s"], base)
+    campaign = results.get("campaign")
+    if campaign:
+        for key in ("accepted_recipients_per_s", "submitted_recipients_per_s"):
+            campaign[f"{key}_vs_ceiling"] = ratio(campaign[key], base)
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}"
+
+
+def _trio(latency: dict[str, Any], keys: tuple[str, ...] = ("p50_ms", "p99_ms", "max_ms")) -> str:
+    return " / ".join(_num(latency.get(k)) for k in keys)
+
+
+def _failures(statuses: dict[str, int], errors: dict[str, int], expected: str = "202") -> str:
+    parts = [f"HTTP {code} x{n}" for code, n in statuses.items() if code != expected]
+    parts += [f"{name} x{n}" for name, n in errors.items()]
+    return ", ".join(parts) or "none"
+
+
+def _debit(debit: dict[str, Any]) -> str:
+    verdict = "ok" if debit["ok"] else "MISMATCH"
+    text = f"{verdict}: balance fell {debit['balance_drop']:,}"
+    text += f", replies said {debit['cost_in_replies']:,}"
+    if "35_x_accepted" in debit:
+        text += f", 35 x accepted = {debit['35_x_accepted']:,}"
+    return text
+
+
+Row = tuple[str, str, str]  # figure, value, fraction of the ceiling's requests/s
+_VALUE_WIDTH = 24
+
+
+def _drained(drained: bool) -> str:
+    return "" if drained else " (NOT drained)"
+
+
+def _ceiling_rows(ceiling: dict[str, Any]) -> list[Row]:
+    return [
+        ("requests/s", _num(ceiling["requests_per_s"]), "1.000"),
+        ("latency p50 / p99 / max ms", _trio(ceiling["latency"]), ""),
+        ("failures", _failures(ceiling["statuses"], ceiling["errors"], "200"), ""),
+    ]
+
+
+def _single_rows(single: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            "accepted (202) sends/s",
+            _num(single["accepted_per_s"]),
+            _num(single.get("accepted_per_s_vs_ceiling"), 3),
+        ),
+        ("latency p50 / p99 / max ms", _trio(single["latency"]), ""),
+        ("non-202 / no reply", _failures(single["statuses"], single["errors"]), ""),
+        (
+            "carrier submit_sm/s, same window",
+            _num(single["carrier_submits_per_s"]),
+            _num(single.get("carrier_submits_per_s_vs_ceiling"), 3),
+        ),
+        ("backlog at window close", _num(single["backlog_at_close"]), ""),
+        ("carrier had all after", f"{single['drain_s']:.2f}s" + _drained(single["drained"]), ""),
+        ("debit", _debit(single["debit"]), ""),
+    ]
+
+
+def _campaign_rows(campaign: dict[str, Any]) -> list[Row]:
+    times = f"{_num(campaign['accept_s'], 2)} / {_num(campaign['submit_s'], 2)}"
+    return [
+        (
+            "accepted recipients/s",
+            _num(campaign["accepted_recipients_per_s"]),
+            _num(campaign.get("accepted_recipients_per_s_vs_ceiling"), 3),
+        ),
+        (
+            "received by carrier recipients/s",
+            _num(campaign["submitted_recipients_per_s"]),
+            _num(campaign.get("submitted_recipients_per_s_vs_ceiling"), 3),
+        ),
+        ("carrier peak submit_sm/s (1s)", _num(campaign["carrier_peak_submits_per_s"]), ""),
+        ("accepted / received after s", times + _drained(campaign["drained"]), ""),
+        ("request latency p50 / p99 / max ms", _trio(campaign["request_latency"]), ""),
+        ("non-202 / no reply", _failures(campaign["statuses"], campaign["errors"]), ""),
+        ("debit, campaign + OTPs", _debit(campaign["debit"]), ""),
+    ]
+
+
+def _otp_rows(otps: dict[str, Any]) -> list[Row]:
+    return [
+        ("measured / accepted", f"{otps['measured']:,} / {otps['accepted']:,}", ""),
+        ("202 -> carrier p50 / p99 / max ms", _trio(otps["carrier_latency"]), ""),
+        ("  while campaign accepted", _trio(otps["carrier_latency_while_accepting"]), ""),
+        ("  while campaign drained", _trio(otps["carrier_latency_while_draining"]), ""),
+        ("API accept p50 / p99 / max ms", _trio(otps["accept_latency"]), ""),
+        ("  while campaign accepted", _trio(otps["accept_latency_while_accepting"]), ""),
+        ("  while campaign drained", _trio(otps["accept_latency_while_draining"]), ""),
+        ("non-202 / no reply", _failures(otps["statuses"], otps["errors"]), ""),
+    ]
+
+
+def table(results: dict[str, Any]) -> str:
+    """Each phase as rows of figure, value and fraction of the ceiling's requests/s."""
+    sections: list[tuple[str, list[Row]]] = []
+    if ceiling := results.get("ceiling"):
+        head = f"ceiling: bare aiohttp, c={ceiling['concurrency']}, {ceiling['window_s']:.0f}s"
+        sections.append((head, _ceiling_rows(ceiling)))
+    if single := results.get("single"):
+        head = f"single sends: c={single['concurrency']}, {single['window_s']:.0f}s"
+        sections.append((head, _single_rows(single)))
+    if campaign := results.get("campaign"):
+        head = (
+            f"campaign: {campaign['requests']} requests x {campaign['batch']} recipients,"
+            f" {campaign['in_flight']} in flight"
+        )
+        sections.append((head, _campaign_rows(campaign)))
+    if otps := results.get("otp_during_campaign"):
+        sections.append(("OTPs during the campaign (priority high)", _otp_rows(otps)))
+    width = max((len(f) for _, rows in sections for f, _, _ in rows), default=0)
+    lines = [_machine_line(results.get("machine") or {}), ""]
+    lines.append(f"{'':<{width + 2}}  {'value':>{_VALUE_WIDTH}}  vs ceiling")
+    for head, rows in sections:
+        lines.append(head)
+        for figure, value, vs_ceiling in rows:
+            # Long texts (failures, debit checks) are left as they are rather than padded.
+            shown = f"{value:>{_VALUE_WIDTH}}" if len(value) <= _VALUE_WIDTH else value
+            lines.append(f"  {figure:<{width}}  {shown}  {vs_ceiling:>10}".rstrip())
+    lines += ["", *_cpu_table(results), *_log_lines(results)]
+    return "\n".join(lines)
+
+
+def _machine_line(machine: dict[str, Any]) -> str:
+    return (
+        f"machine: {machine.get('cores')} cores ({machine.get('cpu')}), "
+        f"load {machine.get('load_average_at_start')}, Python {machine.get('python')}, "
+        f"Postgres {machine.get('postgres')}, RabbitMQ {machine.get('rabbitmq')}"
+    )
+
+
+def _cpu_table(results: dict[str, Any]) -> list[str]:
+    found: list[tuple[str, dict[str, float] | None]] = []
+    if results.get("ceiling"):
+        found.append(("ceiling window", results["ceiling"]["cpu"]))
+    if results.get("single"):
+        found.append(("single-send window", results["single"]["cpu"]))
+    if results.get("campaign"):
+        found.append(("campaign accepting", results["campaign"]["cpu_while_accepting"]))
+        found.append(("campaign draining", results["campaign"]["cpu_while_draining"]))
+    spans = [(name, cpu) for name, cpu in found if cpu]
+    if not spans:
+        return []
+    columns = [(key, label) for key, label in CPU_COLUMNS if any(key in cpu for _, cpu in spans)]
+    lines = ["CPU, % of one core " + " ".join(f"{label:>8}" for _, label in columns)]
+    for name, cpu in spans:
+        values = " ".join(f"{_num(cpu.get(key)):>8}" for key, _ in columns)
+        lines.append(f"  {name:<17}" + values)
+    lines.append(
+        "  (others: processes outside this run, the machine being shared; irq: kernel"
+        " interrupt time, mostly loopback TCP)"
+    )
+    return lines
+
+
+def _log_lines(results: dict[str, Any]) -> list[str]:
+    lines = []
+    for phase in ("single", "campaign"):
+        phase_result = results.get(phase) or {}
+        for service, found in (phase_result.get("service_logs") or {}).items():
+            lines.append(
+                f"{phase}: {service} logged {found['errors']} errors, {found['warnings']} warnings"
+            )
+            lines += [f"    {sample}" for sample in found["samples"]]
+        for service, code in (phase_result.get("exited") or {}).items():
+            lines.append(f"{phase}: {service} EXITED with code {code}")
+    return ["", *lines] if lines else []
+
+
+def write_json(results: dict[str, Any], path: Path) -> bytes:
+    """Write the results document; return it."""
+    document = orjson.dumps(results, option=orjson.OPT_INDENT_2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(document + b"\n")
+    return document

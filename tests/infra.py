@@ -1,0 +1,91 @@
+"""Where the tests find Postgres and RabbitMQ, and how each run gets its own of both.
+
+WESENDALL_DATABASE_URL / WESENDALL_AMQP_URL when set; otherwise testcontainers starts
+them (on a machine with Docker). Each run creates a fresh database and uses a unique
+AMQP namespace, so runs never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import asyncpg
+
+from sqlalchemy.engine import make_url
+
+from deploy.infra import asyncpg_dsn
+from libs.common.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL
+
+
+@dataclass(frozen=True)
+class Servers:
+    database_url: str  # any database on the server; tests create their own beside it
+    amqp_url: str
+
+
+@contextmanager
+def servers() -> Iterator[Servers]:
+    database_url = os.environ.get("WESENDALL_DATABASE_URL")
+    amqp_url = os.environ.get("WESENDALL_AMQP_URL")
+    if database_url and amqp_url:
+        yield Servers(database_url, amqp_url)
+        return
+    if _docker():
+        from testcontainers.postgres import PostgresContainer
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+        with PostgresContainer("postgres:15", driver="asyncpg") as pg, RabbitMqContainer(
+            "rabbitmq:3.13"
+        ) as mq:
+            params = mq.get_connection_params()
+            yield Servers(
+                database_url or pg.get_connection_url(),
+                amqp_url
+                or f"amqp://guest:guest@{params.host}:{params.port}/",
+            )
+        return
+    # No Docker: the conventional local services, as on a developer machine.
+    yield Servers(database_url or DEFAULT_DATABASE_URL, amqp_url or DEFAULT_AMQP_URL)
+
+
+def _docker() -> bool:
+    from deploy.infra import docker_available
+
+    try:
+        return docker_available()
+    except Exception:  # noqa: BLE001 — no Docker, however it fails
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+async def create_database(server_url: str, name: str, template: str | None = None) -> str:
+    """A new database on the same server (a copy of `template`); returns its SQLAlchemy URL."""
+    connection = await asyncpg.connect(asyncpg_dsn(server_url, "postgres"))
+    try:
+        copy = f' TEMPLATE "{template}"' if template else ""
+        await connection.execute(f'CREATE DATABASE "{name}"{copy}')
+    finally:
+        await connection.close()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    connection = await asyncpg.connect(asyncpg_dsn(server_url, "postgres"))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()

@@ -1,0 +1,187 @@
+"""The platform under test: every service and the carrier simulator as real processes,
+on a fresh database and a fresh AMQP namespace, shared by the tests of one run.
+Tests that break things (kill a process, cut the broker) start a private one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from deploy.stack import Stack, StackConfig
+from libs.common.amqp import Topology, connect, delete_topology
+from libs.common.db import create_engine, create_sessionmaker, session_scope
+from libs.common.migrations import upgrade
+from libs.common.settings import CommonSettings
+from services.admin import service
+from services.billing.ledger import ledger_mismatches
+from tests.infra import Servers, create_database, drop_database, free_port, servers, unique
+from tests.platform.client import Customer
+
+# Settings that make failure paths observable within a test's patience.
+TEST_ENV = {
+    "WESENDALL_AMBIGUOUS_HOLD": "PT3S",
+    "WESENDALL_SWEEP_INTERVAL": "1",
+    "WESENDALL_EXPIRY_GRACE": "PT1S",
+    "WESENDALL_RETRY_BACKOFF": "0.2",
+    "WESENDALL_LAST_USED_FLUSH_INTERVAL": "PT1S",
+    "WESENDALL_VOLUME_TIER_UNITS": "1000",
+    "SIM_RECEIPT_DELAY": "0.1",
+}
+
+
+@dataclass
+class Platform:
+    stack: Stack
+    config: StackConfig
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    http: aiohttp.ClientSession
+    logs: Path
+    customers: list[Customer] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return self.config.base_url
+
+    async def customer(self, credit: int = 10_000, rate_limit: int | None = None) -> Customer:
+        """A new account with its own wallet (so tests never share a balance) and a key."""
+        async with session_scope(self.sessions) as session:
+            creds = await service.create_account(
+                session,
+                phone="+256772000100",
+                email=None,
+                credit_ugx=credit,
+                bcrypt_rounds=4,
+                rate_limit=rate_limit,
+            )
+        customer = Customer(
+            self.http,
+            self.base_url,
+            creds.account_id,
+            creds.wallet_id,
+            creds.api_key,
+            creds.api_secret,
+        )
+        self.customers.append(customer)
+        return customer
+
+    async def simulator(self, path: str, **params: Any) -> Any:
+        async with self.http.get(self.config.simulator_url + path, params=params) as response:
+            return await response.json()
+
+    async def simulator_messages(self, recipient: str) -> list[dict[str, Any]]:
+        return (await self.simulator("/messages", recipient=recipient))["data"]
+
+    async def scalar(self, sql: str, **params: Any) -> Any:
+        async with session_scope(self.sessions) as session:
+            return await session.scalar(text(sql), params)
+
+    async def rows(self, sql: str, **params: Any) -> list[Any]:
+        async with session_scope(self.sessions) as session:
+            return list((await session.execute(text(sql), params)).all())
+
+    async def ledger_mismatches(self) -> list[tuple[str, int, int]]:
+        async with session_scope(self.sessions) as session:
+            return await ledger_mismatches(session)
+
+    def log_tail(self, lines: int = 40) -> str:
+        out = []
+        for path in sorted(self.logs.glob("*.log")):
+            content = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {path.name}\n" + "\n".join(content))
+        return "\n".join(out)
+
+
+@pytest.fixture(scope="session")
+def test_servers() -> Iterator[Servers]:
+    with servers() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+async def template_database(test_servers: Servers) -> AsyncIterator[str]:
+    """A migrated, never-connected database that each platform's database is copied from."""
+    name = unique("wesendall_test_tpl_")
+    url = await create_database(test_servers.database_url, name)
+    await asyncio.to_thread(upgrade, url)
+    yield name
+    await drop_database(test_servers.database_url, name)
+
+
+StartPlatform = Callable[..., Awaitable[Platform]]
+
+
+@pytest.fixture(scope="session")
+async def start_platform(
+    test_servers: Servers, template_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[StartPlatform]:
+    """Start platforms (each with its own database and namespace); all stop at the end."""
+    started: list[tuple[Platform, str, str]] = []
+
+    async def start(
+        *, amqp_url: str | None = None, extra_env: dict[str, str] | None = None
+    ) -> Platform:
+        name = unique("wesendall_test_")
+        url = await create_database(test_servers.database_url, name, template=template_database)
+        namespace = unique("t") + "."
+        logs = tmp_path_factory.mktemp("platform")
+        config = StackConfig(
+            database_url=url,
+            amqp_url=amqp_url or test_servers.amqp_url,
+            amqp_namespace=namespace,
+            environment="test",
+            http_port=free_port(),
+            smpp_port=free_port(),
+            simulator_http_port=free_port(),
+            log_dir=logs,
+            extra_env={**TEST_ENV, **(extra_env or {})},
+        )
+        stack = Stack(config)
+        engine = create_engine(CommonSettings(database_url=url, db_pool_size=4), "wesendall-tests")
+        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        platform = Platform(stack, config, engine, create_sessionmaker(engine), http, logs)
+        started.append((platform, name, namespace))
+        stack.start()
+        try:
+            await asyncio.to_thread(stack.wait_healthy, 60)
+        except Exception as error:
+            raise RuntimeError(f"{error}\n{platform.log_tail()}") from error
+        return platform
+
+    yield start
+    for platform, name, namespace in reversed(started):
+        await asyncio.to_thread(platform.stack.stop)
+        await platform.http.close()
+        await platform.engine.dispose()
+        await drop_database(test_servers.database_url, name)
+        await _delete_namespace(test_servers.amqp_url, namespace)
+
+
+async def _delete_namespace(amqp_url: str, namespace: str) -> None:
+    settings = CommonSettings(amqp_url=amqp_url)
+    connection = await connect(settings, "wesendall-tests")
+    try:
+        channel = await connection.channel()
+        await delete_topology(channel, Topology(namespace), settings.carriers)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+async def platform(start_platform: StartPlatform) -> Platform:
+    """The shared platform; tests isolate themselves by each using their own wallets."""
+    return await start_platform()
+
+
+@pytest.fixture
+async def customer(platform: Platform) -> Customer:
+    return await platform.customer()

@@ -1,0 +1,92 @@
+"""Idempotency-Key on POSTs: one outcome per key and body, scoped to the API key."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from tests.platform.client import Customer
+from tests.platform.conftest import Platform, StartPlatform
+
+
+def _key(name: str) -> dict[str, str]:
+    return {"Idempotency-Key": f"test-{name}-{os.urandom(4).hex()}"}
+
+
+async def test_a_retried_send_returns_the_first_response_and_charges_once(
+    platform: Platform, customer: Customer
+) -> None:
+    headers = _key("retry")
+    first = await customer.send("Pay once", "0772123456", headers=headers)
+    again = await customer.send("Pay once", "0772123456", headers=headers)
+    assert first.status == again.status == 202
+    assert again.body == first.body
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert await customer.balance() == 10_000 - 35
+    assert (
+        await platform.scalar(
+            "SELECT count(*) FROM batches WHERE wallet_id = :w", w=customer.wallet_id
+        )
+        == 1
+    )
+
+
+async def test_the_same_key_with_another_body_is_a_mismatch(customer: Customer) -> None:
+    headers = _key("mismatch")
+    assert (await customer.send("One", "0772123456", headers=headers)).status == 202
+    reply = await customer.send("Two", "0772123456", headers=headers)
+    assert (reply.status, reply.code) == (422, "idempotency_mismatch")
+    assert await customer.balance() == 10_000 - 35
+
+
+async def test_refusals_are_replayed_too(platform: Platform) -> None:
+    customer = await platform.customer(credit=10)
+    headers = _key("refusal")
+    first = await customer.send("Too dear", "0772123456", headers=headers)
+    again = await customer.send("Too dear", "0772123456", headers=headers)
+    assert first.code == again.code == "insufficient_balance"
+
+
+async def test_keys_belong_to_one_api_key(platform: Platform, customer: Customer) -> None:
+    other = await platform.customer()
+    headers = _key("scoped")
+    mine = await customer.send("Mine", "0772123456", headers=headers)
+    theirs = await other.send("Theirs", "0772123456", headers=headers)
+    assert mine.status == theirs.status == 202
+    assert mine.body["batchId"] != theirs.body["batchId"]
+
+
+async def test_a_key_still_in_flight_is_a_conflict(platform: Platform, customer: Customer) -> None:
+    headers = _key("in-flight")
+    billing = platform.stack.processes["billing"]
+    os.kill(billing.pid, signal.SIGSTOP)  # the first request waits for billing
+    try:
+        first = asyncio.create_task(customer.send("Slow", "0772123456", headers=headers))
+        await asyncio.sleep(0.5)
+        second = await customer.send("Slow", "0772123456", headers=headers)
+        assert (second.status, second.code) == (409, "idempotency_conflict")
+    finally:
+        os.kill(billing.pid, signal.SIGCONT)
+    assert (await first).status == 202
+    assert await customer.balance() == 10_000 - 35
+
+
+async def test_a_retry_after_a_timeout_neither_loses_nor_doubles_the_send(
+    start_platform: StartPlatform,
+) -> None:
+    platform = await start_platform(extra_env={"WESENDALL_RPC_TIMEOUT": "1.5"})
+    customer = await platform.customer()
+    headers = _key("timeout")
+    billing = platform.stack.processes["billing"]
+    os.kill(billing.pid, signal.SIGSTOP)
+    try:
+        timed_out = await customer.send("Unknown outcome", "0772123456", headers=headers)
+    finally:
+        os.kill(billing.pid, signal.SIGCONT)
+    assert (timed_out.status, timed_out.code) == (500, "internal_error")
+    # Billing, back, finds the request past its deadline and admits nothing.
+    retry = await customer.send("Unknown outcome", "0772123456", headers=headers)
+    assert retry.status == 202, retry
+    assert await customer.balance() == 10_000 - 35
+    assert await platform.ledger_mismatches() == []
