@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import asyncpg
-
 from sqlalchemy.engine import make_url
 
 from deploy.infra import asyncpg_dsn
@@ -39,14 +38,14 @@ def servers() -> Iterator[Servers]:
         from testcontainers.postgres import PostgresContainer
         from testcontainers.rabbitmq import RabbitMqContainer
 
-        with PostgresContainer("postgres:15", driver="asyncpg") as pg, RabbitMqContainer(
-            "rabbitmq:3.13"
-        ) as mq:
+        with (
+            PostgresContainer("postgres:15", driver="asyncpg") as pg,
+            RabbitMqContainer("rabbitmq:3.13") as mq,
+        ):
             params = mq.get_connection_params()
             yield Servers(
                 database_url or pg.get_connection_url(),
-                amqp_url
-                or f"amqp://guest:guest@{params.host}:{params.port}/",
+                amqp_url or f"amqp://guest:guest@{params.host}:{params.port}/",
             )
         return
     # No Docker: the conventional local services, as on a developer machine.

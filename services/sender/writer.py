@@ -136,13 +136,9 @@ class OutcomeWriter:
             async with session_scope(self._sessions) as session:
                 changed = await self._write(session, batch, adopted)
                 await self._announce(session, changed)
-        except BaseException as error:
-            # Receipts the carrier has not been answered for come back from the carrier;
-            # everything else waits here for the next attempt.
-            for _, future in batch.receipts:
-                if future is not None and not future.done():
-                    future.set_exception(ConnectionError(repr(error)))
-            batch.receipts = [(u, f) for u, f in batch.receipts if f is None]
+        except BaseException:
+            # Everything waits here for the next attempt; receipts stay unanswered to the
+            # carrier meanwhile, so a crash now leaves them with the carrier, not lost.
             self._batch.merge(batch)
             for work in adopted:
                 self._adopters[work.carrier].unclaim(work)

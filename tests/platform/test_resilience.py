@@ -5,10 +5,15 @@ gone at send time, database connections cut, carriers that never answer.
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 from urllib.parse import urlsplit
 
+from libs.common.admission import Admission
+from libs.common.amqp import Topology
+from libs.common.db import session_scope
+from libs.common.ids import new_id
+from services.billing.admission import admit_for_wallet
+from services.billing.settings import BillingSettings
 from tests.platform.client import Customer, eventually
 from tests.platform.conftest import Platform, StartPlatform
 from tests.platform.proxy import Proxy
@@ -18,7 +23,8 @@ BATCH = 2_000
 
 def _recipients(count: int, stem: str) -> list[str]:
     prefixes = ("+25677", "+25670")  # MTN and Airtel
-    return [f"{prefixes[n % 2]}{stem}{n:05d}" for n in range(count)]
+    width = 7 - len(stem)
+    return [f"{prefixes[n % 2]}{stem}{n:0{width}d}" for n in range(count)]
 
 
 async def _settled(customer: Customer, batch_id: str, timeout: float = 60) -> dict[str, int]:
@@ -59,7 +65,9 @@ async def test_a_sender_killed_mid_batch_loses_nothing_and_sends_nothing_twice(
     except AssertionError:
         stuck = await platform.rows(
             "SELECT status, count(*), min(id), max(id) FROM messages WHERE batch_id = :b"
-            " GROUP BY status", b=batch_id)
+            " GROUP BY status",
+            b=batch_id,
+        )
         parked = await platform.scalar("SELECT count(*) FROM pending_receipts")
         raise AssertionError(f"not settled: {stuck}; parked receipts: {parked}") from None
     assert counts == {
@@ -83,16 +91,28 @@ async def test_a_sender_killed_mid_batch_loses_nothing_and_sends_nothing_twice(
     assert await platform.ledger_mismatches() == []
 
 
+async def _behind_proxy(start_platform: StartPlatform, amqp_url: str) -> tuple[Platform, Proxy]:
+    """A platform whose every connection to RabbitMQ goes through a proxy we can cut."""
+    target = urlsplit(amqp_url)
+    proxy = Proxy(target.hostname or "127.0.0.1", target.port or 5672)
+    await proxy.start()
+    credentials = f"{target.username or 'guest'}:{target.password or 'guest'}"
+    url = target._replace(netloc=f"{credentials}@127.0.0.1:{proxy.port}").geturl()
+    return await start_platform(amqp_url=url), proxy
+
+
+async def _broker_down(customer: Customer) -> None:
+    async def down() -> bool:
+        health = await customer.request("GET", "/healthz", auth=False)
+        return health.status == 503 and health.body["checks"]["rabbitmq"] != "ok"
+
+    await eventually(down, timeout=15)
+
+
 async def test_with_the_broker_gone_a_send_fails_cleanly_and_charges_nothing(
     start_platform: StartPlatform, test_servers: Any
 ) -> None:
-    target = urlsplit(test_servers.amqp_url)
-    proxy = Proxy(target.hostname or "127.0.0.1", target.port or 5672)
-    await proxy.start()
-    url = target._replace(
-        netloc=f"{target.username or 'guest'}:{target.password or 'guest'}@127.0.0.1:{proxy.port}"
-    ).geturl()
-    platform = await start_platform(amqp_url=url)
+    platform, proxy = await _behind_proxy(start_platform, test_servers.amqp_url)
     customer = await platform.customer()
     assert (await customer.send("Before the outage", "0772123456")).status == 202
 
@@ -101,19 +121,17 @@ async def test_with_the_broker_gone_a_send_fails_cleanly_and_charges_nothing(
     # is unknown to the gateway, so it answers internal_error rather than guess.
     racing = await customer.send("As the outage starts", "0772123457")
     assert (racing.status, racing.code) in ((502, "send_failed"), (500, "internal_error"))
-
-    async def broker_down() -> bool:
-        health = await customer.request("GET", "/healthz", auth=False)
-        return health.status == 503 and health.body["checks"]["rabbitmq"] != "ok"
-
-    await eventually(broker_down, timeout=15)
+    await _broker_down(customer)
     reply = await customer.send("During the outage", "0772123458")
     assert (reply.status, reply.code) == (502, "send_failed"), reply
     # Nothing reached billing: no charge, no message for either request.
     assert await customer.balance() == 10_000 - 35
-    assert await platform.scalar(
-        "SELECT count(*) FROM messages WHERE wallet_id = :w", w=customer.wallet_id
-    ) == 1
+    assert (
+        await platform.scalar(
+            "SELECT count(*) FROM messages WHERE wallet_id = :w", w=customer.wallet_id
+        )
+        == 1
+    )
 
     await proxy.restore()
 
@@ -126,3 +144,154 @@ async def test_with_the_broker_gone_a_send_fails_cleanly_and_charges_nothing(
     assert await customer.balance() == 10_000 - 70
     assert await platform.ledger_mismatches() == []
     await proxy.cut()
+
+
+async def test_work_committed_while_the_broker_is_away_is_sent_when_it_returns(
+    start_platform: StartPlatform, test_servers: Any
+) -> None:
+    platform, proxy = await _behind_proxy(start_platform, test_servers.amqp_url)
+    customer = await platform.customer()
+    await proxy.cut()
+    await _broker_down(customer)
+    # Billing's own admission, committed while no process can reach the broker.
+    admission = Admission(
+        batch_id=new_id("bat"),
+        wallet_id=customer.wallet_id,
+        message="Queued through the outage",
+        encoding="GSM-7",
+        units=1,
+        recipients=["+256772700001", "+256701700002"],
+        carriers=["mtn", "airtel"],
+    )
+    async with session_scope(platform.sessions) as session:
+        [result] = await admit_for_wallet(
+            session,
+            BillingSettings(),
+            Topology(platform.config.amqp_namespace),
+            customer.wallet_id,
+            [admission],
+        )
+    assert result.ok
+    await asyncio.sleep(2)
+    assert await platform.scalar("SELECT count(*) FROM outbox") >= 1
+    assert (await customer.batch(admission.batch_id)).body["counts"]["queued"] == 2
+
+    await proxy.restore()
+    counts = await _settled(customer, admission.batch_id, timeout=60)
+    assert counts["delivered"] == 2
+    assert await platform.scalar("SELECT count(*) FROM outbox") == 0
+    assert await customer.balance() == 10_000 - 70
+    assert await platform.ledger_mismatches() == []
+    await proxy.cut()
+
+
+async def test_messages_the_carrier_never_takes_expire_and_are_refunded(
+    start_platform: StartPlatform,
+) -> None:
+    platform = await start_platform(
+        extra_env={
+            "WESENDALL_VALIDITY_PRIORITY": "PT3S",
+            "WESENDALL_CARRIER_LINKS__MTN__RESPONSE_TIMEOUT": "1",
+            "WESENDALL_CARRIER_LINKS__AIRTEL__RESPONSE_TIMEOUT": "1",
+        }
+    )
+    customer = await platform.customer()
+    platform.stack.kill("carrier-simulator")  # the carrier is unreachable
+    reply = await customer.send("Your code is 111222", "0772123456", priority="high")
+    assert reply.status == 202
+    counts = await _settled(customer, reply.body["batchId"], timeout=30)
+    assert counts["expired"] == 1
+
+    async def refunded() -> bool:
+        return await customer.balance() == 10_000
+
+    await eventually(refunded)
+    [message] = (await customer.history()).body["data"]
+    assert (message["status"], message["errorCode"]) == ("expired", "validity_expired")
+    # When the carrier is back, the expired message is not sent after all.
+    platform.stack.restart("carrier-simulator")
+    await asyncio.sleep(3)
+    assert await platform.simulator_messages("+256772123456") == []
+    assert await platform.ledger_mismatches() == []
+
+
+async def test_database_connections_cut_mid_traffic_lose_nothing(
+    platform: Platform,
+) -> None:
+    customer = await platform.customer(credit=100_000)
+
+    async def cut_connections() -> int:
+        cut = 0
+        for _ in range(12):
+            await asyncio.sleep(0.15)
+            cut += await platform.scalar(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND application_name LIKE 'wesendall-%' AND application_name <> 'wesendall-tests'"
+            )
+        return cut
+
+    async def traffic() -> list[Any]:
+        replies = []
+        for n in range(20):
+            replies.append(await customer.send(f"Steady {n}", _recipients(20, f"5{n:02d}")))
+        return replies
+
+    replies, cut = await asyncio.gather(traffic(), cut_connections())
+    assert cut > 0
+    accepted = [r for r in replies if r.status == 202]
+    assert accepted, [r.status for r in replies]
+    assert all(r.status in (202, 500) for r in replies), [r.status for r in replies]
+    for reply in accepted:
+        counts = await _settled(customer, reply.body["batchId"], timeout=60)
+        assert counts["delivered"] == 20, counts
+    # Whatever the outcome of the requests that failed, money and messages agree.
+    charged = await platform.scalar(
+        "SELECT -COALESCE(sum(amount), 0) FROM ledger_entries WHERE wallet_id = :w"
+        " AND kind = 'charge'",
+        w=customer.wallet_id,
+    )
+    messages = await platform.scalar(
+        "SELECT count(*) FROM messages WHERE wallet_id = :w", w=customer.wallet_id
+    )
+    assert charged == messages * 35
+    assert await customer.balance() == 100_000 - charged
+    assert await platform.ledger_mismatches() == []
+
+
+async def test_billing_killed_mid_traffic_never_charges_twice(
+    start_platform: StartPlatform,
+) -> None:
+    platform = await start_platform(extra_env={"WESENDALL_RPC_TIMEOUT": "3"})
+    customer = await platform.customer(credit=100_000)
+
+    async def kill_and_restart() -> None:
+        await asyncio.sleep(0.5)
+        platform.stack.kill("billing")
+        await asyncio.sleep(0.5)
+        platform.stack.restart("billing")
+
+    async def traffic() -> list[Any]:
+        async def one(n: int) -> Any:
+            return await customer.send(f"Busy {n}", f"+2567726{n:05d}")
+
+        replies = []
+        for start in range(0, 120, 8):
+            replies += await asyncio.gather(*(one(n) for n in range(start, start + 8)))
+        return replies
+
+    replies, _ = await asyncio.gather(traffic(), kill_and_restart())
+    accepted = {r.body["batchId"] for r in replies if r.status == 202}
+    assert all(r.status in (202, 500, 502) for r in replies), [r.status for r in replies]
+    await asyncio.to_thread(platform.stack.wait_healthy, 30)
+    batches = await platform.rows(
+        "SELECT b.id, count(l.id) FROM batches b LEFT JOIN ledger_entries l"
+        " ON l.batch_id = b.id AND l.kind = 'charge' WHERE b.wallet_id = :w GROUP BY b.id",
+        w=customer.wallet_id,
+    )
+    assert {count for _, count in batches} == {1}  # each batch charged exactly once
+    assert accepted <= {batch_id for batch_id, _ in batches}
+    for batch_id, _ in batches:
+        await _settled(customer, batch_id)
+    assert await customer.balance() == 100_000 - 35 * len(batches)
+    assert await platform.ledger_mismatches() == []

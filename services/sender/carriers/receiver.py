@@ -5,7 +5,8 @@ smpp34 answers deliver_sm itself the moment a PDU arrives, so a receipt in memor
 process dies would be lost: the carrier believes it delivered and never sends it again.
 This bind speaks the few PDUs a receiver needs on a plain asyncio stream, decodes
 deliver_sm with smpp34's codec, and sends deliver_sm_resp once `on_receipt` says the
-receipt is durable, or a temporary error (ESME_RX_T_APPN) so the carrier retries it.
+receipt is durable. Until then the carrier keeps it: if this process dies first, the
+carrier delivers it again to the next bind.
 """
 
 from __future__ import annotations
