@@ -16,10 +16,9 @@ WALLET = Field(
     min_length=1,
     max_length=64,
 )
-PRIORITY = Field(
-    default="normal",
-    description='"high" (or a send with few recipients) takes the priority lane: an OTP never '
-    "waits behind a campaign.",
+PRIORITY_DOC = (
+    '"high" (or a send with few recipients) takes the priority lane: an OTP never waits '
+    "behind a campaign."
 )
 MESSAGE = Field(
     min_length=1,
@@ -42,7 +41,7 @@ class SendRequest(Request):
         "form (+256…, 256…, 07…). Normalised to E.164 and deduplicated; at most 10,000.",
         examples=["+256772123456, 0701234567"],
     )
-    priority: Literal["high", "normal"] = PRIORITY
+    priority: Literal["high", "normal"] = Field(default="normal", description=PRIORITY_DOC)
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -62,7 +61,7 @@ class GroupSendRequest(Request):
     walletId: str = WALLET
     groupId: str = Field(min_length=1, max_length=64, examples=["grp_01jd6x3v9k2m4n5p6q7r8s9t0v"])
     message: str = MESSAGE
-    priority: Literal["high", "normal"] = PRIORITY
+    priority: Literal["high", "normal"] = Field(default="normal", description=PRIORITY_DOC)
 
 
 class SentMessage(BaseModel):

@@ -20,7 +20,7 @@ async def status_events(
     """One event per change, carrying the request id of the send that created the message."""
     if not changed:
         return []
-    request_ids = dict(
+    request_ids: dict[str, str | None] = dict(
         (
             await session.execute(
                 text("SELECT id, request_id FROM batches WHERE id = ANY(CAST(:ids AS text[]))"),

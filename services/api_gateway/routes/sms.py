@@ -156,7 +156,7 @@ async def batch(request: web.Request) -> web.Response:
         ).one_or_none()
         if row is None:
             raise NotFound(f"Batch {batch_id} not found.")
-        counts = dict(
+        counts: dict[str, int] = dict(
             (
                 await session.execute(
                     text(

@@ -12,7 +12,7 @@ from services.sender.receipts import Receipt
 
 # Receipts are handed over from the connection's reader loop, which must keep draining the
 # socket (the SMSC is NAKed when it falls behind), so the callback must only enqueue.
-ReceiptCallback = Callable[[Receipt], None]
+ReceiptCallback = Callable[[Receipt], object]
 
 # command_status of an outcome the SMSC never answered: not bound, connection lost, timed out.
 NO_RESPONSE = -1
