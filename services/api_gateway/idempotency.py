@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 import orjson
+from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.common.errors import IdempotencyConflict, IdempotencyMismatch, ValidationFailed
+from libs.common.db import session_scope
+from libs.common.errors import (
+    DomainError,
+    IdempotencyConflict,
+    IdempotencyMismatch,
+    InternalError,
+    ValidationFailed,
+)
+from services.api_gateway.context import SESSIONS, SETTINGS
+from services.api_gateway.web import error_response, raw_json_response
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r'^"?([\x21\x23-\x7e]{1,255})"?$')
@@ -144,3 +155,50 @@ async def finish(
         ),
         {"api_key_id": api_key_id, "key": key, "status": status, "body": body},
     )
+
+
+Produce = Callable[[str], Awaitable[web.Response]]
+
+
+async def idempotently(
+    request: web.Request, payload: object, resource_id: str, produce: Produce
+) -> web.Response:
+    """Run a POST once per Idempotency-Key (when given): replay, refuse, or produce and keep.
+
+    `produce` receives the resource id to create: a fresh one, or on a retry after an
+    unknown outcome, the one the first attempt used.
+    """
+    key = parse_key(request.headers.get(HEADER))
+    if key is None:
+        return await produce(resource_id)
+    principal, app = request["principal"], request.app
+    settings = app[SETTINGS]
+    async with session_scope(app[SESSIONS]) as session:
+        outcome = await begin(
+            session,
+            api_key_id=principal.key_id,
+            key=key,
+            method=request.method,
+            path=request.path,
+            fingerprint=request_hash(request.method, request.path, payload),
+            resource_id=resource_id,
+            ttl=settings.idempotency_ttl,
+            stale_after=settings.idempotency_stale_after,
+        )
+    if isinstance(outcome, Replay):
+        return raw_json_response(outcome.body, outcome.status, {"Idempotent-Replayed": "true"})
+    response = error_response(InternalError())
+    try:
+        response = await produce(outcome.resource_id)
+    except DomainError as error:
+        response = error_response(error)
+    finally:
+        async with session_scope(app[SESSIONS]) as session:
+            await finish(
+                session,
+                api_key_id=principal.key_id,
+                key=key,
+                status=response.status,
+                body=bytes(response.body or b""),  # type: ignore[arg-type]
+            )
+    return response

@@ -6,12 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from libs.common import ids
 from libs.common.admission import Admission, AdmitResult
-from libs.common.db import session_scope
 from libs.common.errors import (
     DomainError,
     InsufficientBalance,
@@ -23,8 +21,8 @@ from libs.common.phones import BadRecipient, Recipient
 from libs.common.segments import Segmentation
 from services.api_gateway import idempotency
 from services.api_gateway.auth import Principal
-from services.api_gateway.context import BILLING, SESSIONS, SETTINGS
-from services.api_gateway.web import raw_json_response
+from services.api_gateway.context import BILLING
+from services.api_gateway.web import json_response
 
 MAX_RECIPIENTS = 10_000
 
@@ -61,41 +59,12 @@ async def admit_and_reply(
     request: web.Request, principal: Principal, payload: Any, plan: SendPlan
 ) -> web.Response:
     """Admit through billing; with an Idempotency-Key, the first outcome is the only one."""
-    key = idempotency.parse_key(request.headers.get(idempotency.HEADER))
-    batch_id = ids.batch_id()
-    settings = request.app[SETTINGS]
-    if key is not None:
-        async with session_scope(request.app[SESSIONS]) as session:
-            outcome = await idempotency.begin(
-                session,
-                api_key_id=principal.key_id,
-                key=key,
-                method=request.method,
-                path=request.path,
-                fingerprint=idempotency.request_hash(request.method, request.path, payload),
-                resource_id=batch_id,
-                ttl=settings.idempotency_ttl,
-                stale_after=settings.idempotency_stale_after,
-            )
-        if isinstance(outcome, idempotency.Replay):
-            return raw_json_response(
-                outcome.body, outcome.status, headers={"Idempotent-Replayed": "true"}
-            )
-        batch_id = outcome.resource_id
-    status, body = 500, InternalError().body()
-    try:
+
+    async def admit(batch_id: str) -> web.Response:
         result = await request.app[BILLING].admit(_admission(request, principal, plan, batch_id))
-        status, body = 202, _accepted_body(plan, result)
-    except DomainError as error:
-        status, body = error.status, error.body()
-    finally:
-        encoded = orjson.dumps(body)
-        if key is not None:
-            async with session_scope(request.app[SESSIONS]) as session:
-                await idempotency.finish(
-                    session, api_key_id=principal.key_id, key=key, status=status, body=encoded
-                )
-    return raw_json_response(encoded, status)
+        return json_response(_accepted_body(plan, result), status=202)
+
+    return await idempotency.idempotently(request, payload, ids.batch_id(), admit)
 
 
 def _admission(

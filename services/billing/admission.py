@@ -47,7 +47,12 @@ _LOCK_WALLET = text(
        FOR UPDATE OF w
     """
 )
-_SET_BALANCE = text("UPDATE wallets SET balance = :balance WHERE id = :wallet_id")
+# Conditional even under the row lock: whatever the code above computed, a wallet never
+# pays for more than it holds (and the CHECK constraint stands behind this).
+_DEBIT = text(
+    "UPDATE wallets SET balance = balance - :total"
+    " WHERE id = :wallet_id AND balance >= :total RETURNING balance"
+)
 _ADD_USAGE = text(
     """
     INSERT INTO wallet_usage_daily (wallet_id, day, units) VALUES (:wallet_id, :day, :units)
@@ -170,8 +175,11 @@ async def _write(
     balance: int,
     now: datetime,
 ) -> None:
-    await session.execute(_SET_BALANCE, {"balance": balance, "wallet_id": wallet_id})
-    running = balance + sum(cost for _, cost in accepted)
+    total = sum(cost for _, cost in accepted)
+    debited = await session.scalar(_DEBIT, {"total": total, "wallet_id": wallet_id})
+    if debited != balance:
+        raise RuntimeError(f"wallet {wallet_id}: debit left {debited}, expected {balance}")
+    running = balance + total
     ledger, batches = [], []
     for admission, cost in accepted:
         running -= cost

@@ -90,3 +90,24 @@ async def test_a_retry_after_a_timeout_neither_loses_nor_doubles_the_send(
     assert retry.status == 202, retry
     assert await customer.balance() == 10_000 - 35
     assert await platform.ledger_mismatches() == []
+
+
+async def test_creating_a_group_twice_with_one_key_creates_one_group(customer: Customer) -> None:
+    headers = _key("group")
+    body = {"walletId": customer.wallet_id, "title": "Retried"}
+    first = await customer.request("POST", "/api/v1/groups", json=body, headers=headers)
+    again = await customer.request("POST", "/api/v1/groups", json=body, headers=headers)
+    assert first.status == again.status == 201
+    assert again.body == first.body
+    listed = await customer.request(
+        "GET", "/api/v1/groups", params={"walletId": customer.wallet_id}
+    )
+    assert [g["id"] for g in listed.body["data"]] == [first.body["id"]]
+    contacts = {"walletId": customer.wallet_id, "contacts": [{"phone": "0772123456"}]}
+    path = f"/api/v1/groups/{first.body['id']}/contacts"
+    added = await customer.request("POST", path, json=contacts, headers=_key("contacts-1"))
+    key = _key("contacts-2")
+    once = await customer.request("POST", path, json=contacts, headers=key)
+    twice = await customer.request("POST", path, json=contacts, headers=key)
+    assert added.body == {"added": 1, "skipped": 0, "contactCount": 1}
+    assert once.body == twice.body == {"added": 0, "skipped": 1, "contactCount": 1}

@@ -10,6 +10,7 @@ from libs.common.db import session_scope
 from libs.common.errors import NotFound, ValidationFailed, WalletForbidden
 from libs.common.phones import Recipient, normalise
 from services.api_gateway.context import AUTH, PREFIXES, SESSIONS, SETTINGS
+from services.api_gateway.idempotency import idempotently
 from services.api_gateway.openapi import operation
 from services.api_gateway.schemas import (
     ContactsAdd,
@@ -69,35 +70,42 @@ async def list_groups(request: web.Request) -> web.Response:
     errors=(401, 403, 422, 429),
 )
 async def create_group(request: web.Request) -> web.Response:
-    body = validate(GroupCreate, await read_json(request))
+    payload = await read_json(request)
+    body = validate(GroupCreate, payload)
     await request.app[AUTH].authorize_wallet(request["principal"], body.walletId)
-    if not body.title.strip():
+    title = body.title.strip()
+    if not title:
         raise ValidationFailed(
             "The title is blank.", details=[{"field": "title", "message": "blank"}]
         )
-    async with session_scope(request.app[SESSIONS]) as session:
-        created_at = await session.scalar(
-            text(
-                "INSERT INTO groups (id, wallet_id, title, description)"
-                " VALUES (:id, :w, :title, :description) RETURNING created_at"
-            ),
+
+    async def create(group_id: str) -> web.Response:
+        async with session_scope(request.app[SESSIONS]) as session:
+            created_at = await session.scalar(
+                text(
+                    "INSERT INTO groups (id, wallet_id, title, description)"
+                    " VALUES (:id, :w, :title, :description)"
+                    " ON CONFLICT (id) DO UPDATE SET title = groups.title RETURNING created_at"
+                ),
+                {
+                    "id": group_id,
+                    "w": body.walletId,
+                    "title": title,
+                    "description": body.description,
+                },
+            )
+        return json_response(
             {
-                "id": (group_id := ids.group_id()),
-                "w": body.walletId,
-                "title": body.title.strip(),
+                "id": group_id,
+                "title": title,
                 "description": body.description,
+                "contactCount": 0,
+                "createdAt": created_at.isoformat(),
             },
+            status=201,
         )
-    return json_response(
-        {
-            "id": group_id,
-            "title": body.title.strip(),
-            "description": body.description,
-            "contactCount": 0,
-            "createdAt": created_at.isoformat(),
-        },
-        status=201,
-    )
+
+    return await idempotently(request, payload, ids.group_id(), create)
 
 
 @routes.post("/api/v1/groups/{groupId}/contacts")
@@ -108,7 +116,8 @@ async def create_group(request: web.Request) -> web.Response:
     errors=(401, 403, 404, 422, 429),
 )
 async def add_contacts(request: web.Request) -> web.Response:
-    body = validate(ContactsAdd, await read_json(request))
+    payload = await read_json(request)
+    body = validate(ContactsAdd, payload)
     await request.app[AUTH].authorize_wallet(request["principal"], body.walletId)
     group_id = request.match_info["groupId"]
     table, carriers = request.app[PREFIXES], frozenset(request.app[SETTINGS].carriers)
@@ -129,6 +138,20 @@ async def add_contacts(request: web.Request) -> web.Response:
             )
     if bad:
         raise ValidationFailed(f"{len(bad)} contact(s) have unusable numbers.", details=bad)
+
+    async def add(_: str) -> web.Response:
+        return await _insert_contacts(request, group_id, body, phones, names)
+
+    return await idempotently(request, payload, group_id, add)
+
+
+async def _insert_contacts(
+    request: web.Request,
+    group_id: str,
+    body: ContactsAdd,
+    phones: list[str],
+    names: list[str | None],
+) -> web.Response:
     async with session_scope(request.app[SESSIONS]) as session:
         owner = await session.scalar(
             text("SELECT wallet_id FROM groups WHERE id = :g FOR UPDATE"), {"g": group_id}
