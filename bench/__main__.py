@@ -32,6 +32,9 @@ Flags (sizes in brackets are the --quick ones):
   --campaign-in-flight N      campaign requests at once [8]
   --otp-interval S            seconds between OTPs [0.05]
   --otp-max-in-flight N       unanswered OTPs before ticks are skipped [64]
+  --otp-own-wallet            pay the OTPs from a second account's wallet, not the campaign's
+                              (admissions lock their wallet, so sharing one makes OTPs queue
+                              behind campaign admissions)
   --drain-timeout S           how long to wait for the carrier to receive everything [600; 120]
   --receipt-delay S           the carrier simulator's receipt delay [0.05]
   --log-level LEVEL           the services' log level [WARNING]

@@ -25,6 +25,7 @@ class Options:
     campaign_in_flight: int
     otp_interval: float
     otp_max_in_flight: int
+    otp_own_wallet: bool
     drain_timeout: float
     receipt_delay: float
     log_level: str
@@ -81,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--campaign-in-flight", type=int, default=8, help="campaign requests at once")
     p.add_argument("--otp-interval", type=float, default=0.05, help="seconds between OTPs")
     p.add_argument("--otp-max-in-flight", type=int, default=64, help="unanswered OTPs allowed")
+    p.add_argument(
+        "--otp-own-wallet", action="store_true", help="pay OTPs from a second wallet and key"
+    )
     p.add_argument("--drain-timeout", type=float, help="default 600 (quick: 120)")
     p.add_argument("--receipt-delay", type=float, default=0.05, help="carrier simulator's")
     p.add_argument("--log-level", default="WARNING", help="the services' log level")

@@ -151,7 +151,9 @@ def table(results: dict[str, Any]) -> str:
         )
         sections.append((head, _campaign_rows(campaign)))
     if otps := results.get("otp_during_campaign"):
-        sections.append(("OTPs during the campaign (priority high)", _otp_rows(otps)))
+        wallet = (campaign or {}).get("otp_wallet", "campaign's")
+        head = f"OTPs during the campaign: priority high, paid from the {wallet} wallet"
+        sections.append((head, _otp_rows(otps)))
     width = max((len(f) for _, rows in sections for f, _, _ in rows), default=0)
     lines = [_machine_line(results.get("machine") or {}), ""]
     lines.append(f"{'':<{width + 2}}  {'value':>{_VALUE_WIDTH}}  vs ceiling")

@@ -78,6 +78,8 @@ async def _platform_phases(
     troubles = ["the run did not finish"]
     try:
         ctx.customer = await platform.create_customer(options.credit, options.rate_limit)
+        if options.otp_own_wallet:
+            ctx.otp_customer = await platform.create_customer(options.credit, options.rate_limit)
         if "single" in options.phases:
             results["single"] = await run_single(ctx)
         if "campaign" in options.phases:

@@ -15,7 +15,7 @@ def percentile(ordered: Sequence[float], q: float) -> float | None:
 
 
 def latency_summary(seconds: Sequence[float]) -> dict[str, float | int | None]:
-    """Count, p50, p90, p99, max and mean in milliseconds of latencies given in seconds."""
+    """Count, min, p50, p90, p99, max and mean in milliseconds of latencies in seconds."""
     ordered = sorted(seconds)
 
     def ms(value: float | None) -> float | None:
@@ -23,6 +23,7 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float | int | None]:
 
     return {
         "count": len(ordered),
+        "min_ms": ms(ordered[0] if ordered else None),
         "p50_ms": ms(percentile(ordered, 50)),
         "p90_ms": ms(percentile(ordered, 90)),
         "p99_ms": ms(percentile(ordered, 99)),

@@ -163,15 +163,19 @@ async def _otp_stream(
     """One high-priority single send every interval, each to a new number, until `stop`."""
     otp_spec = spec["otp"]
     interval: float = otp_spec["interval"]
-    body = SendBody(spec["wallet_id"], otp_spec["message"], "high")
+    body = SendBody(otp_spec.get("wallet_id", spec["wallet_id"]), otp_spec["message"], "high")
     numbers = NumberStream(OTP, spec.get("seed"))
     sends: set[asyncio.Future[None]] = set()
+    # OTPs may be paid from a wallet of their own (`--otp-own-wallet`).
+    otp_headers = (
+        headers(otp_spec["authorization"]) if "authorization" in otp_spec else sent_headers
+    )
 
     async def send(recipient: str) -> None:
         otps.in_flight += 1
         started = time.perf_counter()
         try:
-            async with session.post(url, data=body.build(recipient), headers=sent_headers) as r:
+            async with session.post(url, data=body.build(recipient), headers=otp_headers) as r:
                 payload = await r.read()
                 elapsed = time.perf_counter() - started
                 answered_wall = time.time()

@@ -16,10 +16,22 @@ from bench.phases.common import (
     start_load,
     start_profile,
 )
+from bench.platform import BenchPlatform, Customer
 from bench.stats import rate
 
 _POLL_INTERVAL = 0.25
 _PROFILE_SECONDS = 30.0
+
+
+def _payer(customer: Customer | None) -> dict[str, str]:
+    """The wallet and key the OTPs are paid with, when not the campaign's."""
+    if customer is None:
+        return {}
+    return {"wallet_id": customer.wallet_id, "authorization": customer.authorization}
+
+
+async def _balance(platform: BenchPlatform, payers: list[Customer]) -> int:
+    return sum([await platform.balance(payer) for payer in payers])
 
 
 async def run_campaign(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -28,7 +40,8 @@ async def run_campaign(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
     platform, customer, logs = ctx.started()
     await platform.wait_quiet()
     await platform.simulator("DELETE", "/messages")  # counters from zero
-    balance_before = await platform.balance(customer)
+    payers = [customer] if ctx.otp_customer is None else [customer, ctx.otp_customer]
+    balance_before = await _balance(platform, payers)
     logs.mark()
     progress(
         f"campaign: {options.campaign_recipients} recipients in"
@@ -50,6 +63,7 @@ async def run_campaign(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
                 "interval": options.otp_interval,
                 "message": OTP_TEXT,
                 "max_in_flight": options.otp_max_in_flight,
+                **_payer(ctx.otp_customer),
             },
             "simulator_url": platform.simulator_url,
             "poll_interval": _POLL_INTERVAL,
@@ -58,7 +72,7 @@ async def run_campaign(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
     )
     profile = start_profile(ctx, "campaign", 0.0, _PROFILE_SECONDS)
     result = await load.result(options.drain_timeout * 2 + LOAD_GRACE)
-    balance_after = await platform.balance(customer)
+    balance_after = await _balance(platform, payers)
     sent, otps_sent, samples = result["campaign"], result["otp"], result["samples"]
     progress(f"looking up {len(otps_sent['accepted'])} OTPs at the carrier simulator")
     received = await otp.lookup(platform, [r for r, _, _ in otps_sent["accepted"]])
@@ -73,6 +87,7 @@ async def run_campaign(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
         "requests": sent["requests"],
         "batch": sent["batch"],
         "in_flight": sent["in_flight"],
+        "otp_wallet": "campaign's" if ctx.otp_customer is None else "own",
         "accepted_recipients": accepted,
         "accept_s": round(accept_s, 2) if accept_s else None,
         "accepted_recipients_per_s": rate(accepted, accept_s),

@@ -28,6 +28,7 @@ class Context:
     monitor: CpuMonitor
     platform: BenchPlatform | None = None
     customer: Customer | None = None
+    otp_customer: Customer | None = None  # with --otp-own-wallet
     logs: LogWatch | None = None
 
     def started(self) -> tuple[BenchPlatform, Customer, LogWatch]:
