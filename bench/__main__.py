@@ -32,11 +32,17 @@ Flags (sizes in brackets are the --quick ones):
   --campaign-in-flight N      campaign requests at once [8]
   --otp-interval S            seconds between OTPs [0.05]
   --otp-max-in-flight N       unanswered OTPs before ticks are skipped [64]
-  --otp-own-wallet            pay the OTPs from a second account's wallet, not the campaign's
+  --otp-shared-wallet         pay the OTPs from the campaign's wallet; by default they come
+                              from another customer, as when someone else's campaign runs
                               (admissions lock their wallet, so sharing one makes OTPs queue
-                              behind campaign admissions)
+                              behind the campaign's admissions)
   --drain-timeout S           how long to wait for the carrier to receive everything [600; 120]
   --receipt-delay S           the carrier simulator's receipt delay [0.05]
+  --carrier-rate N            submit_sm/s per bind, 0 for unpaced [0]
+  --carrier-window N          outstanding submit_sm per bind [64]
+  --carrier-binds N           submit binds per carrier [1]
+  --history N                 past messages put in the database, then ANALYZE, before the
+                              phases: a platform in service has history and statistics [200000]
   --log-level LEVEL           the services' log level [WARNING]
   --credit UGX                the test wallet's opening credit [100000000]
   --rate-limit N              the test key's requests/s [100000]

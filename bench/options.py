@@ -9,7 +9,7 @@ from pathlib import Path
 from bench.profiling import FORMATS
 
 PHASES = ("ceiling", "single", "campaign")
-SERVICES = ("api_gateway", "billing", "sender", "carrier-simulator")
+SERVICES = ("api_gateway", "billing", "sender", "sender-priority", "carrier-simulator")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -28,6 +28,10 @@ class Options:
     otp_own_wallet: bool
     drain_timeout: float
     receipt_delay: float
+    carrier_rate: float
+    history: int
+    carrier_window: int
+    carrier_binds: int
     log_level: str
     credit: int
     rate_limit: int
@@ -83,10 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--otp-interval", type=float, default=0.05, help="seconds between OTPs")
     p.add_argument("--otp-max-in-flight", type=int, default=64, help="unanswered OTPs allowed")
     p.add_argument(
-        "--otp-own-wallet", action="store_true", help="pay OTPs from a second wallet and key"
+        "--otp-shared-wallet",
+        dest="otp_own_wallet",
+        action="store_false",
+        help="pay the OTPs from the campaign's wallet instead of another customer's",
     )
     p.add_argument("--drain-timeout", type=float, help="default 600 (quick: 120)")
     p.add_argument("--receipt-delay", type=float, default=0.05, help="carrier simulator's")
+    p.add_argument(
+        "--carrier-rate", type=float, default=0, help="submit_sm/s per bind, 0 = unpaced"
+    )
+    p.add_argument(
+        "--history", type=int, default=200_000, help="past messages in the database first"
+    )
+    p.add_argument("--carrier-window", type=int, default=64, help="outstanding submit_sm per bind")
+    p.add_argument("--carrier-binds", type=int, default=1, help="submit binds per carrier")
     p.add_argument("--log-level", default="WARNING", help="the services' log level")
     p.add_argument("--credit", type=int, default=100_000_000, help="UGX on the test wallet")
     p.add_argument("--rate-limit", type=int, default=100_000, help="the key's requests/s")

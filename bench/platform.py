@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import orjson
 
+from deploy.infra import asyncpg_dsn
 from deploy.stack import Stack, StackConfig
 from libs.common.amqp import Topology, connect, delete_topology
 from libs.common.db import create_engine, create_sessionmaker, session_scope
@@ -77,6 +79,19 @@ class BenchPlatform:
         finally:
             await engine.dispose()
         return Customer(creds.wallet_id, basic(creds.api_key, creds.api_secret))
+
+    async def prime_history(self, messages: int) -> None:
+        """Give the database the history a running platform has, and its statistics.
+
+        On empty, never-analysed tables Postgres caches sequential-scan plans for the
+        first minute or so; a platform in service has messages and fresh statistics.
+        """
+        connection = await asyncpg.connect(asyncpg_dsn(self.database_url))
+        try:
+            await connection.execute(_HISTORY, messages)
+            await connection.execute("ANALYZE")
+        finally:
+            await connection.close()
 
     async def balance(self, customer: Customer) -> int:
         """The wallet's balance, as the public API reports it."""
@@ -163,3 +178,28 @@ async def stop_platform(platform: BenchPlatform, keep_logs: bool) -> None:
         await connection.close()
     if not keep_logs:
         shutil.rmtree(platform.logs, ignore_errors=True)
+
+
+# An account with past campaigns: batches of 1,000 delivered messages over the last 30 days.
+_HISTORY = """
+WITH account AS (
+    INSERT INTO accounts (id, phone) VALUES ('acc_history', '+256772000200') RETURNING id
+), wallet AS (
+    INSERT INTO wallets (id, account_id) SELECT 'wal_history', id FROM account RETURNING id
+), batch AS (
+    INSERT INTO batches (id, wallet_id, message, encoding, priority, recipients, units, cost,
+                         unit_price, created_at)
+    SELECT 'bat_history' || b, w.id, 'A past campaign', 'GSM-7', 'normal', 1000, 1000, 35000,
+           35, now() - (b % 30) * interval '1 day'
+      FROM wallet w, generate_series(0, ($1::int - 1) / 1000) AS b
+    RETURNING id, wallet_id, created_at
+)
+INSERT INTO messages (id, batch_id, wallet_id, recipient, carrier, units, cost, status,
+                      carrier_message_id, parts_done, expires_at, created_at, updated_at,
+                      submitted_at, done_at)
+SELECT b.id || '_' || m, b.id, b.wallet_id, '+25677' || lpad((m * 7919 % 10000000)::text, 7, '0'),
+       CASE WHEN m % 2 = 0 THEN 'mtn' ELSE 'airtel' END, 1, 35, 'delivered',
+       'H' || b.id || m, 1, b.created_at + interval '1 day', b.created_at, b.created_at,
+       b.created_at, b.created_at
+  FROM batch b, generate_series(0, 999) AS m
+"""

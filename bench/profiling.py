@@ -8,7 +8,7 @@ from pathlib import Path
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
 # py-spy's output formats and the file suffix each gets.
-FORMATS = {"flamegraph": ".svg", "speedscope": ".speedscope.json"}
+FORMATS = {"flamegraph": ".svg", "speedscope": ".speedscope.json", "raw": ".folded.txt"}
 
 
 def available() -> bool:

@@ -13,6 +13,7 @@ CPU_COLUMNS = (
     ("api_gateway", "gateway"),
     ("billing", "billing"),
     ("sender", "sender"),
+    ("sender-priority", "sender-p"),
     ("carrier-simulator", "carrier"),
     ("ceiling", "ceiling"),
     ("load", "load"),

@@ -69,7 +69,20 @@ async def _platform_phases(
         database_url,
         amqp_url,
         # A short receipt delay keeps receipts from piling up behind the measured submits.
-        extra_env={"SIM_RECEIPT_DELAY": str(options.receipt_delay)},
+        extra_env={
+            "SIM_RECEIPT_DELAY": str(options.receipt_delay),
+            # The simulator is a fast SMSC: the benchmark measures our pipeline, not a
+            # carrier's contractual pace (which production configures per bind).
+            **{
+                f"WESENDALL_CARRIER_LINKS__{carrier}__{name}": str(value)
+                for carrier in ("MTN", "AIRTEL")
+                for name, value in (
+                    ("RATE", options.carrier_rate),
+                    ("WINDOW", options.carrier_window),
+                    ("BINDS", options.carrier_binds),
+                )
+            },
+        },
         log_level=options.log_level,
     )
     ctx.platform, ctx.logs = platform, LogWatch(platform.logs)
@@ -77,6 +90,8 @@ async def _platform_phases(
     ctx.monitor.database = platform.database
     troubles = ["the run did not finish"]
     try:
+        progress(f"priming the database with {options.history:,} past messages")
+        await platform.prime_history(options.history)
         ctx.customer = await platform.create_customer(options.credit, options.rate_limit)
         if options.otp_own_wallet:
             ctx.otp_customer = await platform.create_customer(options.credit, options.rate_limit)

@@ -19,12 +19,33 @@ from typing import IO
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Start order: the carrier simulator first (the sender binds to it), the gateway last.
-SERVICES: dict[str, list[str]] = {
-    "carrier-simulator": ["-m", "simulators.carrier"],
-    "billing": ["-m", "services.billing"],
-    "sender": ["-m", "services.sender"],
-    "api_gateway": ["-m", "services.api_gateway"],
+_CARRIERS = ("MTN", "AIRTEL")
+
+
+@dataclass(frozen=True)
+class Service:
+    args: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+# Start order: the carrier simulator first (the senders bind to it), the gateway last.
+# Two senders: one takes the priority lane (OTPs) first and holds no receiver binds, so
+# a campaign's submits and receipts never queue in front of a login code in its event loop;
+# the other takes bulk, holds the receiver binds, and takes OTPs only if the first is gone.
+SERVICES: dict[str, Service] = {
+    "carrier-simulator": Service(("-m", "simulators.carrier")),
+    "billing": Service(("-m", "services.billing")),
+    "sender": Service(
+        ("-m", "services.sender"), {"WESENDALL_LANES": '{"bulk": 0, "priority": -1}'}
+    ),
+    "sender-priority": Service(
+        ("-m", "services.sender"),
+        {
+            "WESENDALL_LANES": '{"priority": 1}',
+            **{f"WESENDALL_CARRIER_LINKS__{c}__RECEIVER_BINDS": "0" for c in _CARRIERS},
+        },
+    ),
+    "api_gateway": Service(("-m", "services.api_gateway")),
 }
 
 
@@ -39,8 +60,9 @@ class StackConfig:
     simulator_http_port: int = 8091
     log_format: str = "json"
     log_level: str = "INFO"
-    # Extra environment for every process (settings overrides).
+    # Extra environment for every process (settings overrides), and for single ones.
     extra_env: dict[str, str] = field(default_factory=dict)
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
     # Where each process's output goes; None streams it to this terminal with a prefix.
     log_dir: Path | None = None
 
@@ -64,8 +86,7 @@ class StackConfig:
                 "WESENDALL_PUBLIC_URL": self.base_url,
                 "WESENDALL_LOG_FORMAT": self.log_format,
                 "WESENDALL_LOG_LEVEL": self.log_level,
-                "WESENDALL_CARRIER_LINKS__MTN__PORT": str(self.smpp_port),
-                "WESENDALL_CARRIER_LINKS__AIRTEL__PORT": str(self.smpp_port),
+                **{f"WESENDALL_CARRIER_LINKS__{c}__PORT": str(self.smpp_port) for c in _CARRIERS},
                 "SIM_SMPP_PORT": str(self.smpp_port),
                 "SIM_HTTP_PORT": str(self.simulator_http_port),
                 "PYTHONUNBUFFERED": "1",
@@ -96,10 +117,11 @@ class Stack:
             stdout: int | IO[bytes] = log
         else:
             stdout = subprocess.PIPE
+        service = SERVICES[name]
         process = subprocess.Popen(
-            [self._python, *SERVICES[name]],
+            [self._python, *service.args],
             cwd=ROOT,
-            env=self.config.env(),
+            env={**self.config.env(), **service.env, **self.config.service_env.get(name, {})},
             stdout=stdout,
             stderr=subprocess.STDOUT,
             start_new_session=True,

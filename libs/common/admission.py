@@ -29,6 +29,9 @@ class Admission(BaseModel):
     recipients: list[str]  # E.164, deduplicated
     carriers: list[str]  # the carrier of each recipient, same order
     request_id: str | None = None
+    # A retry of a request whose outcome was unknown (same Idempotency-Key, same batch id):
+    # billing answers the batch if it exists instead of charging again.
+    retry: bool = False
 
 
 class AdmitRequest(BaseModel):

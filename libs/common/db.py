@@ -21,7 +21,10 @@ def create_engine(settings: CommonSettings, application_name: str) -> AsyncEngin
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        # No ping per checkout: it costs a round trip on every transaction. A connection
+        # found dead fails its statement, SQLAlchemy then discards the whole pool, and every
+        # caller here retries or answers a retryable error.
+        pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={
             "server_settings": {"application_name": application_name},

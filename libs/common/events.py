@@ -47,7 +47,11 @@ class Event(BaseModel):
 
 
 class MessageStatusData(BaseModel):
-    """What every message status event carries; enough for a receiver to order them."""
+    """What every message status event carries; enough for a receiver to order them.
+
+    The sender builds these as plain dicts for speed (services/sender/events.py); this
+    model is the schema consumers validate against.
+    """
 
     message_id: str
     batch_id: str
@@ -59,10 +63,6 @@ class MessageStatusData(BaseModel):
     cost: int
     carrier: str
     carrier_message_id: str | None = None
-
-
-def message_status_event(data: MessageStatusData, request_id: str | None = None) -> Event:
-    return Event(type=EVENT_FOR_STATUS[data.status], data=data.model_dump(), request_id=request_id)
 
 
 def encode_events(events: list[Event]) -> bytes:

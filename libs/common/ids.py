@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import os
+import random
 import secrets
 import string
 import time
 
-_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 _BASE62 = string.digits + string.ascii_letters
+# Ids need to be unique, not unguessable (every read is scoped to its wallet), so the
+# fast Mersenne Twister serves; credentials below use `secrets`.
+_random = random.Random()
 
 
 def ulid() -> str:
-    """A 26-character, lexicographically time-ordered id (48-bit ms clock, 80 random bits).
+    """A 32-character, lexicographically time-ordered id: 48-bit ms clock, 80 random bits.
 
-    Time order keeps new rows at the right edge of the primary-key index.
+    Time order keeps new rows at the right edge of the primary-key index. Hex is used
+    because it costs a fraction of base32 on a path that mints thousands a second.
     """
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    out = []
-    for _ in range(26):
-        out.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+    return f"{time.time_ns() // 1_000_000:012x}{_random.getrandbits(80):020x}"
 
 
 def new_id(prefix: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.db import session_scope
@@ -25,6 +25,20 @@ log = get_logger(__name__)
 
 PRIORITY_HIGH = 10
 PRIORITY_NORMAL = 0
+# AMQP header with the publish attempt of an outbox message: 1 for the first.
+PUBLISH_ATTEMPT = "x-publish-attempt"
+# A claimed row not deleted within this long was abandoned by a dead relay.
+CLAIM_LEASE = "30 seconds"
+
+_CLAIM = text(
+    "UPDATE outbox o SET attempts = o.attempts + 1,"
+    f" claimed_until = now() + interval '{CLAIM_LEASE}'"
+    " WHERE o.id IN (SELECT id FROM outbox"
+    "   WHERE claimed_until IS NULL OR claimed_until < now()"
+    "   ORDER BY priority DESC, id LIMIT :limit FOR UPDATE SKIP LOCKED)"
+    " RETURNING o.id, o.exchange, o.routing_key, o.message_id, o.body, o.headers, o.attempts,"
+    " o.priority"
+)
 
 
 @dataclass(slots=True)
@@ -94,14 +108,14 @@ class OutboxRelay:
             self._exchanges[name] = await self._channel.get_exchange(name, ensure=False)
         return self._exchanges[name]
 
-    async def _publish(self, row: OutboxRow) -> None:
+    async def _publish(self, row: Any) -> None:
         exchange = await self._exchange(row.exchange)
         message = aio_pika.Message(
             row.body,
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=row.message_id,
-            headers=dict(row.headers or {}),
+            headers={**(row.headers or {}), PUBLISH_ATTEMPT: row.attempts},
         )
         await exchange.publish(
             message,
@@ -111,44 +125,44 @@ class OutboxRelay:
         )
 
     async def drain_once(self) -> int:
-        """Publish one batch; returns how many rows left the outbox."""
+        """Publish one batch; returns how many rows left the outbox.
+
+        Rows are claimed (attempts + 1, a lease) in a committed transaction before they
+        are published, so a message published by a relay that died before deleting its
+        row goes out again marked as a possible duplicate (attempt > 1): consumers check
+        those against the database and trust first attempts.
+        """
         async with session_scope(self._sessions) as session:
-            rows = (
-                await session.scalars(
-                    select(OutboxRow)
-                    .order_by(OutboxRow.priority.desc(), OutboxRow.id)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            if not rows:
-                return 0
-            results = await asyncio.gather(
-                *(self._publish(row) for row in rows), return_exceptions=True
-            )
-            done = [row.id for row, result in zip(rows, results, strict=True) if result is None]
-            failed = [
-                (row, result)
-                for row, result in zip(rows, results, strict=True)
-                if result is not None
-            ]
+            rows = (await session.execute(_CLAIM, {"limit": self._batch_size})).all()
+        if not rows:
+            return 0
+        results = await asyncio.gather(
+            *(self._publish(row) for row in rows), return_exceptions=True
+        )
+        done = [row.id for row, result in zip(rows, results, strict=True) if result is None]
+        failed = [
+            (row, result) for row, result in zip(rows, results, strict=True) if result is not None
+        ]
+        async with session_scope(self._sessions) as session:
             if done:
                 await session.execute(delete(OutboxRow).where(OutboxRow.id.in_(done)))
             if failed:
+                # Not published: release the lease so the next round takes them at once.
                 await session.execute(
                     update(OutboxRow)
                     .where(OutboxRow.id.in_([row.id for row, _ in failed]))
-                    .values(attempts=OutboxRow.attempts + 1)
+                    .values(claimed_until=None)
                 )
-                row, error = failed[0]
-                log.warning(
-                    "outbox.publish_failed",
-                    relay=self._name,
-                    failed=len(failed),
-                    exchange=row.exchange,
-                    routing_key=row.routing_key,
-                    error=repr(error),
-                )
+        if failed:
+            row, error = failed[0]
+            log.warning(
+                "outbox.publish_failed",
+                relay=self._name,
+                failed=len(failed),
+                exchange=row.exchange,
+                routing_key=row.routing_key,
+                error=repr(error),
+            )
         self.published += len(done)
         if failed and not done:
             raise ConnectionError("outbox publish failed")

@@ -21,6 +21,9 @@ from libs.common.logging import get_logger
 log = get_logger(__name__)
 
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+# Set in the headers a handler receives when the broker delivers the request again
+# (its first consumer died before acking): the work may already be done.
+REDELIVERED = "x-redelivered"
 
 
 class RpcUnavailable(Exception):
@@ -151,8 +154,9 @@ class RpcServer:
                 self._idle.set()
 
     async def _process(self, message: AbstractIncomingMessage) -> None:
+        headers = {**(message.headers or {}), REDELIVERED: bool(message.redelivered)}
         try:
-            reply = await self._handler(message.body, dict(message.headers or {}))
+            reply = await self._handler(message.body, headers)
         except Exception:
             log.exception("rpc.handler_failed", queue=self._queue_name)
             # A request that crashes the handler must not loop forever: the queue's

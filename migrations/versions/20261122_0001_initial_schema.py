@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 00:42:15.769051
+Create Date: 2026-11-22 01:38:28.574896
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def upgrade() -> None:
     sa.Column('method', sa.Text(), nullable=False),
     sa.Column('path', sa.Text(), nullable=False),
     sa.Column('request_hash', sa.Text(), nullable=False),
-    sa.Column('state', sa.Text(), nullable=False),
+    sa.Column('state', sa.Text(), server_default='in_flight', nullable=False),
     sa.Column('resource_id', sa.Text(), nullable=True),
     sa.Column('status_code', sa.Integer(), nullable=True),
     sa.Column('response_body', sa.LargeBinary(), nullable=True),
@@ -58,9 +58,10 @@ def upgrade() -> None:
     sa.Column('routing_key', sa.Text(), nullable=False),
     sa.Column('message_id', sa.Text(), nullable=False),
     sa.Column('body', sa.LargeBinary(), nullable=False),
-    sa.Column('headers', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-    sa.Column('priority', sa.SmallInteger(), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('headers', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+    sa.Column('priority', sa.SmallInteger(), server_default=sa.text('0'), nullable=False),
+    sa.Column('attempts', sa.Integer(), server_default=sa.text('0'), nullable=False),
+    sa.Column('claimed_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
     )
@@ -75,10 +76,13 @@ def upgrade() -> None:
     sa.Column('error_code', sa.Text(), nullable=True),
     sa.Column('raw', sa.LargeBinary(), nullable=False),
     sa.Column('received_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
+    sa.Column('attempts', sa.SmallInteger(), server_default=sa.text('0'), nullable=False),
+    sa.Column('retry_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_pending_receipts'))
     )
     op.create_index('ix_pending_receipts_carrier_recipient', 'pending_receipts', ['carrier', 'recipient'], unique=False)
     op.create_index('ix_pending_receipts_carrier_ref', 'pending_receipts', ['carrier', 'carrier_message_id'], unique=False)
+    op.create_index('ix_pending_receipts_retry_at', 'pending_receipts', ['retry_at'], unique=False)
     op.create_table('api_keys',
     sa.Column('id', sa.Text(), nullable=False),
     sa.Column('account_id', sa.Text(), nullable=False),
@@ -94,7 +98,7 @@ def upgrade() -> None:
     op.create_table('wallets',
     sa.Column('id', sa.Text(), nullable=False),
     sa.Column('account_id', sa.Text(), nullable=False),
-    sa.Column('balance', sa.BigInteger(), nullable=False),
+    sa.Column('balance', sa.BigInteger(), server_default=sa.text('0'), nullable=False),
     sa.Column('price_per_unit', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.CheckConstraint('balance >= 0', name=op.f('ck_wallets_balance_not_negative')),
@@ -151,7 +155,7 @@ def upgrade() -> None:
     op.create_table('wallet_usage_daily',
     sa.Column('wallet_id', sa.Text(), nullable=False),
     sa.Column('day', sa.Date(), nullable=False),
-    sa.Column('units', sa.BigInteger(), nullable=False),
+    sa.Column('units', sa.BigInteger(), server_default=sa.text('0'), nullable=False),
     sa.ForeignKeyConstraint(['wallet_id'], ['wallets.id'], name=op.f('fk_wallet_usage_daily_wallet_id_wallets')),
     sa.PrimaryKeyConstraint('wallet_id', 'day', name=op.f('pk_wallet_usage_daily'))
     )
@@ -173,10 +177,10 @@ def upgrade() -> None:
     sa.Column('carrier', sa.Text(), nullable=False),
     sa.Column('units', sa.SmallInteger(), nullable=False),
     sa.Column('cost', sa.Integer(), nullable=False),
-    sa.Column('status', sa.Text(), nullable=False),
+    sa.Column('status', sa.Text(), server_default='queued', nullable=False),
     sa.Column('error_code', sa.Text(), nullable=True),
     sa.Column('carrier_message_id', sa.Text(), nullable=True),
-    sa.Column('parts_done', sa.SmallInteger(), nullable=False),
+    sa.Column('parts_done', sa.SmallInteger(), server_default=sa.text('0'), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
@@ -184,11 +188,12 @@ def upgrade() -> None:
     sa.Column('done_at', sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint("status IN ('queued', 'sent', 'delivered', 'undelivered', 'failed', 'expired')", name=op.f('ck_messages_status_known')),
     sa.ForeignKeyConstraint(['batch_id'], ['batches.id'], name=op.f('fk_messages_batch_id_batches')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_messages'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_messages')),
+    postgresql_with={'fillfactor': 60}
     )
     op.create_index('ix_messages_batch_id', 'messages', ['batch_id'], unique=False)
     op.create_index('ix_messages_carrier_ref', 'messages', ['carrier', 'carrier_message_id'], unique=False, postgresql_where=sa.text('carrier_message_id IS NOT NULL'))
-    op.create_index('ix_messages_queued_expires_at', 'messages', ['expires_at'], unique=False, postgresql_where=sa.text("status = 'queued'"))
+    op.create_index('ix_messages_unsubmitted_expires_at', 'messages', ['expires_at'], unique=False, postgresql_where=sa.text('submitted_at IS NULL'))
     op.create_index('ix_messages_wallet_id_created_at', 'messages', ['wallet_id', sa.literal_column('created_at DESC')], unique=False)
     # ### end Alembic commands ###
 
@@ -196,7 +201,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_index('ix_messages_wallet_id_created_at', table_name='messages')
-    op.drop_index('ix_messages_queued_expires_at', table_name='messages', postgresql_where=sa.text("status = 'queued'"))
+    op.drop_index('ix_messages_unsubmitted_expires_at', table_name='messages', postgresql_where=sa.text('submitted_at IS NULL'))
     op.drop_index('ix_messages_carrier_ref', table_name='messages', postgresql_where=sa.text('carrier_message_id IS NOT NULL'))
     op.drop_index('ix_messages_batch_id', table_name='messages')
     op.drop_table('messages')
@@ -214,6 +219,7 @@ def downgrade() -> None:
     op.drop_table('wallets')
     op.drop_index(op.f('ix_api_keys_account_id'), table_name='api_keys')
     op.drop_table('api_keys')
+    op.drop_index('ix_pending_receipts_retry_at', table_name='pending_receipts')
     op.drop_index('ix_pending_receipts_carrier_ref', table_name='pending_receipts')
     op.drop_index('ix_pending_receipts_carrier_recipient', table_name='pending_receipts')
     op.drop_table('pending_receipts')

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from sqlalchemy.exc import DBAPIError
 
 from libs.common.errors import DomainError, InternalError, NotFound, ValidationFailed
+from libs.common.ids import ulid
 from libs.common.logging import get_logger
 from services.api_gateway.context import AUTH, LIMITER
 from services.api_gateway.web import error_response
@@ -27,7 +28,7 @@ PUBLIC_PATHS = frozenset({"/healthz", "/api/v1/openapi.json"})
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind a request id (the caller's, if well formed) that follows the request everywhere."""
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = incoming if _REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
+    request_id = incoming if _REQUEST_ID.match(incoming) else f"req_{ulid()}"
     request["request_id"] = request_id
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
@@ -47,7 +48,15 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Render every failure in the contract's error shape; expected outcomes are never 500s."""
     try:
-        return await handler(request)
+        try:
+            return await handler(request)
+        except DBAPIError as error:
+            # A pooled connection the database dropped (a restart, a failover): the pool is
+            # discarded on the spot, and a read is safe to run again on a fresh connection.
+            if not (error.connection_invalidated and request.method in ("GET", "HEAD")):
+                raise
+            log.warning("http.read_retried", path=request.path, error=type(error).__name__)
+            return await handler(request)
     except DomainError as error:
         return error_response(error)
     except web.HTTPNotFound:

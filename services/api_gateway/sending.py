@@ -60,15 +60,19 @@ async def admit_and_reply(
 ) -> web.Response:
     """Admit through billing; with an Idempotency-Key, the first outcome is the only one."""
 
+    fresh = ids.batch_id()
+
     async def admit(batch_id: str) -> web.Response:
-        result = await request.app[BILLING].admit(_admission(request, principal, plan, batch_id))
+        # Another batch id than the fresh one is the first attempt's: it may exist.
+        admission = _admission(request, principal, plan, batch_id, retry=batch_id != fresh)
+        result = await request.app[BILLING].admit(admission)
         return json_response(_accepted_body(plan, result), status=202)
 
-    return await idempotency.idempotently(request, payload, ids.batch_id(), admit)
+    return await idempotency.idempotently(request, payload, fresh, admit)
 
 
 def _admission(
-    request: web.Request, principal: Principal, plan: SendPlan, batch_id: str
+    request: web.Request, principal: Principal, plan: SendPlan, batch_id: str, *, retry: bool
 ) -> Admission:
     return Admission(
         batch_id=batch_id,
@@ -82,6 +86,7 @@ def _admission(
         recipients=[r.e164 for r in plan.recipients],
         carriers=[r.operator for r in plan.recipients],
         request_id=request.get("request_id"),
+        retry=retry,
     )
 
 

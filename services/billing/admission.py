@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.admission import Admission, AdmitResult, Lane
 from libs.common.amqp import Topology
 from libs.common.ids import new_id
-from libs.common.models import Batch, LedgerEntry, LedgerKind, MessageStatus
+from libs.common.models import MessageStatus
 from libs.common.outbox import PRIORITY_HIGH, PRIORITY_NORMAL, OutboxMessage, enqueue
 from libs.common.pricing import unit_price
 from services.billing.settings import BillingSettings
@@ -47,16 +47,39 @@ _LOCK_WALLET = text(
        FOR UPDATE OF w
     """
 )
-# Conditional even under the row lock: whatever the code above computed, a wallet never
-# pays for more than it holds (and the CHECK constraint stands behind this).
-_DEBIT = text(
-    "UPDATE wallets SET balance = balance - :total"
-    " WHERE id = :wallet_id AND balance >= :total RETURNING balance"
-)
-_ADD_USAGE = text(
+# The debit, the day's usage, one charge per batch in the ledger and the batch rows, in one
+# round trip. The debit is conditional even under the row lock: whatever was computed, a
+# wallet never pays more than it holds (the CHECK constraint stands behind this too), and
+# the other rows are written only FROM the debit, so a refused debit writes nothing.
+_CHARGE = text(
     """
-    INSERT INTO wallet_usage_daily (wallet_id, day, units) VALUES (:wallet_id, :day, :units)
-    ON CONFLICT (wallet_id, day) DO UPDATE SET units = wallet_usage_daily.units + EXCLUDED.units
+    WITH debit AS (
+        UPDATE wallets SET balance = balance - :total
+         WHERE id = :wallet_id AND balance >= :total RETURNING balance
+    ), usage AS (
+        INSERT INTO wallet_usage_daily (wallet_id, day, units)
+        SELECT :wallet_id, :day, :units FROM debit
+        ON CONFLICT (wallet_id, day)
+        DO UPDATE SET units = wallet_usage_daily.units + EXCLUDED.units
+    ), charges AS (
+        INSERT INTO ledger_entries (wallet_id, kind, amount, balance_after, batch_id, description)
+        SELECT :wallet_id, 'charge', -c.cost, c.after, c.id, c.description
+          FROM debit, unnest(CAST(:ids AS text[]), CAST(:costs AS bigint[]),
+                             CAST(:afters AS bigint[]), CAST(:descriptions AS text[]))
+               AS c(id, cost, after, description)
+    ), batches AS (
+        INSERT INTO batches (id, wallet_id, api_key_id, group_id, message, encoding, priority,
+                             recipients, units, cost, unit_price, request_id, created_at)
+        SELECT b.id, :wallet_id, b.key, b.grp, b.message, b.encoding, b.priority, b.count,
+               b.units, b.cost, :price, b.request, :now
+          FROM debit, unnest(CAST(:ids AS text[]), CAST(:keys AS text[]),
+                             CAST(:groups AS text[]), CAST(:messages AS text[]),
+                             CAST(:encodings AS text[]), CAST(:priorities AS text[]),
+                             CAST(:counts AS int[]), CAST(:batch_units AS bigint[]),
+                             CAST(:costs AS bigint[]), CAST(:requests AS text[]))
+               AS b(id, key, grp, message, encoding, priority, count, units, cost, request)
+    )
+    SELECT balance FROM debit
     """
 )
 
@@ -83,10 +106,18 @@ async def admit_for_wallet(
     topology: Topology,
     wallet_id: str,
     admissions: Sequence[Admission],
+    *,
+    check_existing: bool = False,
 ) -> list[AdmitResult]:
-    """Admit each request of one wallet in order, each fully or not at all."""
+    """Admit each request of one wallet in order, each fully or not at all.
+
+    Batches that may exist already (`check_existing`, or an admission marked `retry`)
+    are looked up first and answered as they were.
+    """
     now = datetime.now(UTC)
-    replayed = await _existing_batches(session, admissions)
+    replayed = await _existing_batches(
+        session, [a for a in admissions if check_existing or a.retry]
+    )
     row = (
         await session.execute(_LOCK_WALLET, {"wallet_id": wallet_id, "today": now.date()})
     ).one_or_none()
@@ -140,6 +171,8 @@ async def _existing_batches(
     between commit and ack) carries the same batch id and must not be charged twice.
     """
     ids = [a.batch_id for a in admissions]
+    if not ids:
+        return {}
     rows = (
         await session.execute(
             text(
@@ -176,51 +209,38 @@ async def _write(
     now: datetime,
 ) -> None:
     total = sum(cost for _, cost in accepted)
-    debited = await session.scalar(_DEBIT, {"total": total, "wallet_id": wallet_id})
-    if debited != balance:
-        raise RuntimeError(f"wallet {wallet_id}: debit left {debited}, expected {balance}")
-    running = balance + total
-    ledger, batches = [], []
-    for admission, cost in accepted:
+    afters, running = [], balance + total
+    for _, cost in accepted:
         running -= cost
-        ledger.append(
-            {
-                "wallet_id": wallet_id,
-                "kind": LedgerKind.CHARGE.value,
-                "amount": -cost,
-                "balance_after": running,
-                "batch_id": admission.batch_id,
-                "description": f"{len(admission.recipients)} recipients x {admission.units} units",
-            }
-        )
-        batches.append(
-            {
-                "id": admission.batch_id,
-                "wallet_id": wallet_id,
-                "api_key_id": admission.api_key_id,
-                "group_id": admission.group_id,
-                "message": admission.message,
-                "encoding": admission.encoding,
-                "priority": admission.priority,
-                "recipients": len(admission.recipients),
-                "units": admission.units * len(admission.recipients),
-                "cost": cost,
-                "unit_price": price,
-                "request_id": admission.request_id,
-                "created_at": now,
-            }
-        )
-    await session.execute(insert(LedgerEntry), ledger)
-    await session.execute(insert(Batch), batches)
-    await _copy_messages(session, settings, wallet_id, accepted, results, price, now)
-    await session.execute(
-        _ADD_USAGE,
+        afters.append(running)
+    debited = await session.scalar(
+        _CHARGE,
         {
             "wallet_id": wallet_id,
+            "total": total,
             "day": now.date(),
             "units": sum(a.units * len(a.recipients) for a, _ in accepted),
+            "now": now,
+            "price": price,
+            "ids": [a.batch_id for a, _ in accepted],
+            "costs": [cost for _, cost in accepted],
+            "afters": afters,
+            "descriptions": [
+                f"{len(a.recipients)} recipients x {a.units} units" for a, _ in accepted
+            ],
+            "keys": [a.api_key_id for a, _ in accepted],
+            "groups": [a.group_id for a, _ in accepted],
+            "messages": [a.message for a, _ in accepted],
+            "encodings": [a.encoding for a, _ in accepted],
+            "priorities": [a.priority for a, _ in accepted],
+            "counts": [len(a.recipients) for a, _ in accepted],
+            "batch_units": [a.units * len(a.recipients) for a, _ in accepted],
+            "requests": [a.request_id for a, _ in accepted],
         },
     )
+    if debited != balance:
+        raise RuntimeError(f"wallet {wallet_id}: debit left {debited}, expected {balance}")
+    await _copy_messages(session, settings, wallet_id, accepted, results, price, now)
     await enqueue(session, _send_jobs(settings, topology, wallet_id, accepted, results, price, now))
 
 

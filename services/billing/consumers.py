@@ -17,6 +17,7 @@ from libs.common.db import session_scope
 from libs.common.events import decode_events
 from libs.common.logging import get_logger
 from libs.common.outbox import OutboxRelay
+from libs.common.rpc import REDELIVERED
 from services.billing.admission import admit_for_wallet
 from services.billing.ledger import refund_messages
 from services.billing.settings import BillingSettings
@@ -48,19 +49,28 @@ class BillingConsumers:
         by_wallet: dict[str, list[Admission]] = defaultdict(list)
         for admission in request.admissions:
             by_wallet[admission.wallet_id].append(admission)
+        # A redelivered request (billing died before acking it) may have been admitted.
+        again = bool(headers.get(REDELIVERED))
         groups = await asyncio.gather(
-            *(self._admit_wallet(wallet_id, group) for wallet_id, group in by_wallet.items())
+            *(self._admit_wallet(wallet_id, group, again) for wallet_id, group in by_wallet.items())
         )
         self._relay.wake()
         results = {r.batch_id: r for group in groups for r in group}
         return _reply([results[a.batch_id] for a in request.admissions])
 
-    async def _admit_wallet(self, wallet_id: str, admissions: list[Admission]) -> list[AdmitResult]:
+    async def _admit_wallet(
+        self, wallet_id: str, admissions: list[Admission], again: bool
+    ) -> list[AdmitResult]:
         structlog.contextvars.bind_contextvars(request_id=admissions[0].request_id)
         try:
             async with session_scope(self._sessions) as session:
                 results = await admit_for_wallet(
-                    session, self._settings, self._topology, wallet_id, admissions
+                    session,
+                    self._settings,
+                    self._topology,
+                    wallet_id,
+                    admissions,
+                    check_existing=again,
                 )
         except Exception:
             log.exception("billing.admit_failed", wallet_id=wallet_id, admissions=len(admissions))

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from libs.common.amqp import LANES, Topology, connect, declare_topology, durable_queue
+from libs.common.amqp import Topology, connect, declare_topology, durable_queue
 from libs.common.db import create_engine, create_sessionmaker
 from libs.common.logging import configure_logging, get_logger
 from libs.common.outbox import OutboxRelay
@@ -41,6 +41,32 @@ def _receipt_handler(
     return on_receipt
 
 
+async def _report(
+    writer: OutcomeWriter,
+    registry: Registry,
+    schedulers: dict[str, CarrierScheduler],
+    interval: float,
+) -> None:
+    """One line every so often with what moved and what waits: the sender's vital signs."""
+    previous: dict[str, int] = {}
+    while True:
+        await asyncio.sleep(interval)
+        stats = dict(writer.stats)
+        moved = {k: v - previous.get(k, 0) for k, v in stats.items() if v != previous.get(k, 0)}
+        previous = stats
+        if moved or len(registry):
+            flushes = moved.get("flushes", 0)
+            log.info(
+                "sender.progress",
+                interval_s=interval,
+                in_hand=len(registry),
+                backlog={carrier: s.backlog for carrier, s in schedulers.items()},
+                writer_backlog=writer.backlog,
+                avg_flush_ms=round(moved.get("flush_ms", 0) / flushes, 1) if flushes else None,
+                **{k: v for k, v in moved.items() if k not in ("flush_ms",)},
+            )
+
+
 async def main(settings: SenderSettings, stop: asyncio.Event) -> None:
     configure_logging("sender", settings.log_level, settings.log_format)
     topology = Topology(settings.amqp_namespace)
@@ -64,6 +90,7 @@ async def main(settings: SenderSettings, stop: asyncio.Event) -> None:
         relay,
         flush_interval=settings.flush_interval,
         flush_max=settings.flush_max,
+        flush_concurrency=settings.flush_concurrency,
     )
     deferrer = Deferrer(connection, topology)
     pools: dict[str, CarrierPool] = {}
@@ -99,21 +126,26 @@ async def main(settings: SenderSettings, stop: asyncio.Event) -> None:
         scheduler.start()
     background = [
         asyncio.create_task(writer.run(), name="writer"),
+        asyncio.create_task(writer.rematch_forever(), name="rematch-receipts"),
+        asyncio.create_task(
+            _report(writer, registry, schedulers, settings.report_interval), name="report"
+        ),
         asyncio.create_task(relay.run(), name="outbox-relay"),
         asyncio.create_task(sweep_forever(sessions, topology, relay, settings), name="sweeper"),
     ]
     jobs = JobConsumer(sessions, registry, schedulers, writer)
     consumers = []
     for carrier in settings.carriers:
-        for lane in LANES:
+        for lane, consumer_priority in settings.lanes.items():
             channel = await connection.channel()
             prefetch = settings.prefetch_priority if lane == "priority" else settings.prefetch_bulk
             await channel.set_qos(prefetch_count=prefetch)
             queue = await durable_queue(
                 channel, topology, settings.carriers, topology.send_queue(carrier, lane)
             )
-            consumers.append((queue, await queue.consume(jobs.on_job)))
-    log.info("sender.started", carriers=settings.carriers)
+            tag = await queue.consume(jobs.on_job, arguments={"x-priority": consumer_priority})
+            consumers.append((queue, tag))
+    log.info("sender.started", carriers=settings.carriers, lanes=settings.lanes)
     try:
         await stop.wait()
         log.info("sender.stopping", in_hand=len(registry))

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from libs.common.admission import SendJob
 from libs.common.db import session_scope
 from libs.common.logging import get_logger
+from libs.common.outbox import PUBLISH_ATTEMPT
 from services.sender import store
 from services.sender.scheduler import CarrierScheduler
 from services.sender.work import JobState, Registry, Work
@@ -48,14 +49,19 @@ class JobConsumer:
             log.error("sender.carrier_unknown", carrier=job.carrier, job_id=job.job_id)
             await message.nack(requeue=True)
             return
-        try:
-            async with session_scope(self._sessions) as session:
-                states = await store.message_states(session, [m.id for m in job.messages])
-        except Exception:
-            log.exception("sender.job_state_failed", job_id=job.job_id)
-            await asyncio.sleep(1)
-            await message.nack(requeue=True)
-            return
+        # A first publish of a job nobody has seen yet needs no look-up; a redelivered
+        # job, or one the outbox published again after a relay died, may be partly done.
+        states: dict[str, str] = {}
+        attempt = (message.headers or {}).get(PUBLISH_ATTEMPT, 1)
+        if message.redelivered or not isinstance(attempt, int) or attempt > 1:
+            try:
+                async with session_scope(self._sessions) as session:
+                    states = await store.message_states(session, [m.id for m in job.messages])
+            except Exception:
+                log.exception("sender.job_state_failed", job_id=job.job_id)
+                await asyncio.sleep(1)
+                await message.nack(requeue=True)
+                return
         await self._schedule(message, job, states, scheduler)
 
     async def _schedule(
@@ -112,8 +118,8 @@ class JobConsumer:
         """Receipts parked while no process knew these messages may prove they were sent."""
         try:
             async with session_scope(self._sessions) as session:
-                parked = await store.take_parked(
-                    session, recipients=[(carrier, w.message.recipient) for w in held]
+                parked = await store.take_parked_for(
+                    session, [(carrier, w.message.recipient) for w in held]
                 )
         except Exception:
             log.exception("sender.recover_receipts_failed", carrier=carrier)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.amqp import Topology
-from libs.common.events import Event, MessageStatusData, encode_events, message_status_event
+from libs.common.events import EVENT_FOR_STATUS, utcnow
+from libs.common.ids import ulid
 from libs.common.outbox import OutboxMessage
 from services.sender.store import Changed
 
@@ -28,29 +31,38 @@ async def status_events(
             )
         ).all()
     )
-    by_type: dict[str, list[Event]] = defaultdict(list)
+    # Built as plain dicts in the shape of `Event` / `MessageStatusData`: this runs for
+    # every status change, thousands a second, and pydantic models cost more than the rest.
+    occurred_at = utcnow().isoformat()
+    by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for change in changed:
-        event = message_status_event(
-            MessageStatusData(
-                message_id=change.id,
-                batch_id=change.batch_id,
-                wallet_id=change.wallet_id,
-                recipient=change.recipient,
-                status=change.status,
-                error_code=change.error_code,
-                units=change.units,
-                cost=change.cost,
-                carrier=change.carrier,
-                carrier_message_id=change.carrier_message_id,
-            ),
-            request_id=request_ids.get(change.batch_id),
+        event_type = EVENT_FOR_STATUS[change.status]
+        by_type[event_type].append(
+            {
+                "id": "evt_" + ulid(),
+                "type": event_type,
+                "occurred_at": occurred_at,
+                "version": 1,
+                "request_id": request_ids.get(change.batch_id),
+                "data": {
+                    "message_id": change.id,
+                    "batch_id": change.batch_id,
+                    "wallet_id": change.wallet_id,
+                    "recipient": change.recipient,
+                    "status": change.status,
+                    "error_code": change.error_code,
+                    "units": change.units,
+                    "cost": change.cost,
+                    "carrier": change.carrier,
+                    "carrier_message_id": change.carrier_message_id,
+                },
+            }
         )
-        by_type[event.type].append(event)
     return [
         OutboxMessage(
             exchange=topology.events_exchange,
             routing_key=event_type,
-            body=encode_events(events),
+            body=orjson.dumps(events),
         )
         for event_type, events in by_type.items()
     ]

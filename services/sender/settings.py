@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
+from libs.common.amqp import LANES
 from libs.common.settings import CommonSettings
 from services.sender.carriers.smpp_config import SmppBindConfig
 
@@ -19,9 +20,11 @@ class CarrierLinkSettings(BaseModel):
     system_id: str = ""
     password: SecretStr = SecretStr("")
     system_type: str = ""
-    # Submit binds. With receiver binds they are transmitters (TX), and receipts arrive on
-    # receivers that acknowledge each one only once it is stored; without, transceivers
-    # (TRX) carry both, and a receipt in memory at a crash is lost.
+    # Submit binds are transmitters (TX) and receipts arrive on receiver binds (RX) that
+    # acknowledge each one only once it is stored. TRX submit binds also carry receipts,
+    # but smpp34 acknowledges those on arrival: one in memory at a crash is lost. A sender
+    # may run without receivers when another sender process holds them.
+    bind_type: str = Field(default="TX", pattern="^(TX|TRX)$")
     binds: int = 1
     receiver_binds: int = 1
     window: int = 10
@@ -41,7 +44,7 @@ class CarrierLinkSettings(BaseModel):
             system_id=self.system_id,
             password=self.password.get_secret_value(),
             system_type=self.system_type,
-            bind_type="TX" if self.receiver_binds else "TRX",
+            bind_type=self.bind_type,
             window=self.window,
             rate=self.rate,
             source_addr=self.source_addr,
@@ -56,11 +59,17 @@ class SenderSettings(CommonSettings):
     # Defaults point at the carrier simulator; production sets host, port and credentials
     # per carrier, e.g. WESENDALL_CARRIER_LINKS__MTN__HOST.
     carrier_links: dict[str, CarrierLinkSettings] = Field(default_factory=dict)
+    # The lanes this process consumes, each with its consumer priority: the broker gives
+    # a lane's jobs to its highest-priority consumer with room, so a sender dedicated to the
+    # priority lane takes every OTP while another takes them only if it is gone or full.
+    lanes: dict[str, int] = Field(default_factory=lambda: {"priority": 0, "bulk": 0})
     prefetch_priority: int = 16
     prefetch_bulk: int = 8
     # Outcomes are written in batches: at most this long after the first one waits.
     flush_interval: float = 0.02
     flush_max: int = 1000
+    # Flushes in flight at once: while one waits on Postgres the next batch is written.
+    flush_concurrency: int = 3
     # Transient carrier errors: retried here with backoff this many times, then the
     # message goes through the delay queues until its validity runs out.
     transient_attempts: int = 4
@@ -73,6 +82,8 @@ class SenderSettings(CommonSettings):
     # A queued message past its validity by this much is expired by the sweep.
     expiry_grace: timedelta = timedelta(seconds=60)
     sweep_interval: float = 30.0
+    # How often the sender logs what it moved and what waits (sender.progress).
+    report_interval: float = 10.0
 
     @model_validator(mode="after")
     def _every_carrier_has_a_link(self) -> SenderSettings:
@@ -84,4 +95,7 @@ class SenderSettings(CommonSettings):
                 # The simulator serves each carrier under a system_id of the same name.
                 link.system_id = carrier
                 link.password = SecretStr(carrier)
+        unknown = set(self.lanes) - set(LANES)
+        if unknown:
+            raise ValueError(f"unknown lanes {sorted(unknown)}; lanes are {LANES}")
         return self

@@ -7,7 +7,7 @@ duplicate receipt changes nothing and announces nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,6 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sender.receipts import Receipt, id_candidates
 
+# The state a transition leaves, as an array parameter: one prepared statement serves
+# every caller, and the planner always probes the primary key for the rows named.
+QUEUED = ["queued"]
 RETURNED = (
     "m.id, m.batch_id, m.wallet_id, m.recipient, m.units, m.cost, m.carrier,"
     " m.carrier_message_id, m.status, m.error_code"
@@ -58,23 +61,48 @@ async def message_states(session: AsyncSession, ids: Sequence[str]) -> dict[str,
 
 
 async def mark_sent(
-    session: AsyncSession, sent: Sequence[tuple[str, str, datetime]]
+    session: AsyncSession,
+    sent: Sequence[tuple[str, str, datetime]],
+    finals: Sequence[tuple[str, str | None]] | None = None,
 ) -> list[Changed]:
-    """queued → sent with the carrier's id of the first part."""
+    """queued → sent with the carrier's id of the first part.
+
+    `finals` (status, error code) per row, when the receipt came before this write:
+    the message goes straight to its final status (its `sent` event is still due).
+    """
     if not sent:
         return []
     ids, cids, ats = zip(*sent, strict=True)
+    statuses, codes = (
+        zip(*finals, strict=True) if finals else (["sent"] * len(ids), [None] * len(ids))
+    )
     rows = await session.execute(
         text(
-            "UPDATE messages m SET status = 'sent', carrier_message_id = u.cid,"
-            " submitted_at = u.at, updated_at = now()"
+            "UPDATE messages m SET status = u.status, carrier_message_id = u.cid,"
+            " submitted_at = u.at, updated_at = now(), error_code = u.code,"
+            " done_at = CASE WHEN u.status = 'sent' THEN NULL ELSE now() END,"
+            " parts_done = CASE WHEN u.status = 'sent' THEN 0 ELSE 1 END"
             " FROM unnest(CAST(:ids AS text[]), CAST(:cids AS text[]),"
-            "             CAST(:ats AS timestamptz[])) AS u(id, cid, at)"
-            f" WHERE m.id = u.id AND m.status = 'queued' RETURNING {RETURNED}"
+            "             CAST(:ats AS timestamptz[]), CAST(:statuses AS text[]),"
+            "             CAST(:codes AS text[])) AS u(id, cid, at, status, code)"
+            f" WHERE m.id = u.id AND m.status = ANY(CAST(:was AS text[])) RETURNING {RETURNED}"
         ),
-        {"ids": list(ids), "cids": list(cids), "ats": list(ats)},
+        {
+            "ids": list(ids),
+            "cids": list(cids),
+            "ats": list(ats),
+            "statuses": list(statuses),
+            "codes": list(codes),
+            "was": QUEUED,
+        },
     )
-    return _changed(rows)
+    changed: list[Changed] = []
+    for change in _changed(rows):
+        if change.status != "sent":
+            # One row write, but two status changes to announce, in order.
+            changed.append(replace(change, status="sent", error_code=None))
+        changed.append(change)
+    return changed
 
 
 async def insert_parts(session: AsyncSession, parts: Sequence[tuple[str, int, str, str]]) -> None:
@@ -107,9 +135,9 @@ async def mark_unsent(
             " done_at = now(), updated_at = now()"
             " FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]),"
             "             CAST(:codes AS text[])) AS u(id, status, code)"
-            f" WHERE m.id = u.id AND m.status = 'queued' RETURNING {RETURNED}"
+            f" WHERE m.id = u.id AND m.status = ANY(CAST(:was AS text[])) RETURNING {RETURNED}"
         ),
-        {"ids": list(ids), "statuses": list(statuses), "codes": list(codes)},
+        {"ids": list(ids), "statuses": list(statuses), "codes": list(codes), "was": QUEUED},
     )
     return _changed(rows)
 
@@ -187,7 +215,7 @@ async def _apply_by_ids(
                 {
                     "ids": [row[1] for row in singles],
                     "statuses": [updates[row[0]].status for row in singles],
-                    "codes": [_error(updates[row[0]]) for row in singles],
+                    "codes": [receipt_error(updates[row[0]]) for row in singles],
                 },
             )
         )
@@ -213,7 +241,9 @@ async def _apply_parts(
             "statuses": [updates[row[0]].status for row in parts],
         },
     )
-    codes = {row[1]: _error(updates[row[0]]) for row in parts if _error(updates[row[0]])}
+    codes = {
+        row[1]: receipt_error(updates[row[0]]) for row in parts if receipt_error(updates[row[0]])
+    }
     rows = await session.execute(
         text(
             "WITH done AS (SELECT p.message_id, count(*) AS n,"
@@ -243,7 +273,8 @@ async def _apply_parts(
     return changed
 
 
-def _error(update: ReceiptUpdate) -> str | None:
+def receipt_error(update: ReceiptUpdate) -> str | None:
+    """The error code a receipt leaves on its message: none when delivered."""
     if update.status == "delivered":
         return None
     code = update.receipt.error_code
@@ -257,9 +288,10 @@ async def park_receipts(session: AsyncSession, updates: Sequence[ReceiptUpdate])
     await session.execute(
         text(
             "INSERT INTO pending_receipts (carrier, carrier_message_id, recipient, state,"
-            " status, error_code, raw) SELECT * FROM unnest(CAST(:c AS text[]),"
-            " CAST(:i AS text[]), CAST(:r AS text[]), CAST(:s AS text[]), CAST(:st AS text[]),"
-            " CAST(:e AS text[]), CAST(:raw AS bytea[]))"
+            " status, error_code, raw, retry_at) SELECT *, now() + interval '0.5 seconds'"
+            " FROM unnest(CAST(:c AS text[]), CAST(:i AS text[]), CAST(:r AS text[]),"
+            " CAST(:s AS text[]), CAST(:st AS text[]), CAST(:e AS text[]),"
+            " CAST(:raw AS bytea[]))"
         ),
         {
             "c": [u.carrier for u in updates],
@@ -279,50 +311,80 @@ def _e164(digits: str | None) -> str | None:
     return digits if digits.startswith("+") else "+" + digits
 
 
-async def take_parked(
-    session: AsyncSession,
-    *,
-    carrier_ids: Sequence[tuple[str, str]] = (),
-    recipients: Sequence[tuple[str, str]] = (),
+def _parked(rows: Any) -> list[tuple[int, ReceiptUpdate]]:
+    return [
+        (
+            row_id,
+            ReceiptUpdate(
+                carrier,
+                Receipt(
+                    carrier_message_id=cid,
+                    state=state,
+                    error_code=error_code,
+                    recipient=recipient,
+                    submit_date=None,
+                    done_date=None,
+                    text=None,
+                    raw=raw,
+                ),
+                status,
+            ),
+        )
+        for row_id, carrier, cid, recipient, state, status, error_code, raw in rows
+    ]
+
+
+_PARKED = (
+    "p.id, p.carrier, p.carrier_message_id, p.recipient, p.state, p.status, p.error_code, p.raw"
+)
+
+
+async def due_parked(session: AsyncSession, limit: int) -> list[tuple[int, ReceiptUpdate]]:
+    """Parked receipts whose next matching attempt is due, locked for this transaction."""
+    rows = await session.execute(
+        text(
+            f"SELECT {_PARKED} FROM pending_receipts p WHERE p.retry_at <= now()"
+            " ORDER BY p.retry_at LIMIT :limit FOR UPDATE SKIP LOCKED"
+        ),
+        {"limit": limit},
+    )
+    return _parked(rows)
+
+
+async def settle_parked(session: AsyncSession, matched: list[int], waiting: list[int]) -> None:
+    """Forget matched receipts; try the others again later, backing off to a minute."""
+    if matched:
+        await session.execute(
+            text("DELETE FROM pending_receipts WHERE id = ANY(CAST(:ids AS bigint[]))"),
+            {"ids": matched},
+        )
+    if waiting:
+        await session.execute(
+            text(
+                "UPDATE pending_receipts SET attempts = attempts + 1,"
+                " retry_at = now() + LEAST(60, 0.5 * power(2, attempts)) * interval '1 second'"
+                " WHERE id = ANY(CAST(:ids AS bigint[]))"
+            ),
+            {"ids": waiting},
+        )
+
+
+async def take_parked_for(
+    session: AsyncSession, recipients: Sequence[tuple[str, str]]
 ) -> list[ReceiptUpdate]:
-    """Remove and return parked receipts by (carrier, id) or by (carrier, recipient)."""
-    if not carrier_ids and not recipients:
+    """Remove and return parked receipts from these (carrier, recipient) handsets."""
+    if not recipients:
         return []
     rows = await session.execute(
         text(
             "DELETE FROM pending_receipts p USING ("
-            "  SELECT id FROM pending_receipts q WHERE (q.carrier, q.carrier_message_id) IN"
-            "   (SELECT * FROM unnest(CAST(:c1 AS text[]), CAST(:i1 AS text[])))"
-            "  OR (q.carrier, q.recipient) IN"
-            "   (SELECT * FROM unnest(CAST(:c2 AS text[]), CAST(:r2 AS text[])))"
-            "  FOR UPDATE SKIP LOCKED) AS hit WHERE p.id = hit.id"
-            " RETURNING p.carrier, p.carrier_message_id, p.recipient, p.state, p.status,"
-            " p.error_code, p.raw"
+            "  SELECT id FROM pending_receipts q WHERE (q.carrier, q.recipient) IN"
+            "   (SELECT * FROM unnest(CAST(:c AS text[]), CAST(:r AS text[])))"
+            f"  FOR UPDATE SKIP LOCKED) AS hit WHERE p.id = hit.id RETURNING {_PARKED}"
         ),
-        {
-            "c1": [c for c, _ in carrier_ids],
-            "i1": [i for _, i in carrier_ids],
-            "c2": [c for c, _ in recipients],
-            "r2": [r for _, r in recipients],
-        },
+        {"c": [c for c, _ in recipients], "r": [r for _, r in recipients]},
     )
-    return [
-        ReceiptUpdate(
-            carrier,
-            Receipt(
-                carrier_message_id=cid,
-                state=state,
-                error_code=error_code,
-                recipient=recipient,
-                submit_date=None,
-                done_date=None,
-                text=None,
-                raw=raw,
-            ),
-            status,
-        )
-        for carrier, cid, recipient, state, status, error_code, raw in rows
-    ]
+    return [update for _, update in _parked(rows)]
 
 
 async def expire_overdue(session: AsyncSession, grace: timedelta, limit: int) -> list[Changed]:
@@ -331,8 +393,8 @@ async def expire_overdue(session: AsyncSession, grace: timedelta, limit: int) ->
         text(
             "UPDATE messages m SET status = 'expired', error_code = 'validity_expired',"
             " done_at = now(), updated_at = now()"
-            " WHERE m.id IN (SELECT id FROM messages WHERE status = 'queued'"
-            "   AND expires_at < now() - CAST(:grace AS interval)"
+            " WHERE m.id IN (SELECT id FROM messages WHERE submitted_at IS NULL"
+            "   AND status = 'queued' AND expires_at < now() - CAST(:grace AS interval)"
             "   ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
             f" AND m.status = 'queued' RETURNING {RETURNED}"
         ),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from services.sender.store import Changed, ReceiptUpdate
 from services.sender.work import Registry, Work
 
 log = get_logger(__name__)
+REMATCH_BATCH = 1_000
 
 
 class Adopter(Protocol):
@@ -36,9 +38,20 @@ class Adopter(Protocol):
         """Put a claimed message back on hold (its transaction did not commit)."""
 
 
+@dataclass(eq=False, slots=True)
+class _Sent:
+    """A submit the carrier accepted; its receipt may join it before the write."""
+
+    work: Work
+    ids: list[str]
+    at: datetime
+    receipt: ReceiptUpdate | None = None
+    future: asyncio.Future[None] | None = None
+
+
 @dataclass
 class _Batch:
-    sent: list[tuple[Work, list[str], datetime]] = field(default_factory=list)
+    sent: list[_Sent] = field(default_factory=list)
     unsent: list[tuple[Work, str, str | None]] = field(default_factory=list)
     # A receipt with a future is acknowledged to the carrier only once that future is done.
     receipts: list[tuple[ReceiptUpdate, asyncio.Future[None] | None]] = field(default_factory=list)
@@ -64,14 +77,20 @@ class OutcomeWriter:
         *,
         flush_interval: float,
         flush_max: int,
+        flush_concurrency: int = 3,
     ) -> None:
         self._sessions = sessions
         self._topology = topology
         self._registry = registry
         self._relay = relay
         self._interval = flush_interval
+        self._delay = flush_interval
+        self._concurrency = flush_concurrency
         self._max = flush_max
         self._batch = _Batch()
+        # Single-part submits of the current batch by (carrier, carrier message id): a
+        # receipt that arrives before they are written completes them in the same row write.
+        self._open: dict[tuple[str, str], _Sent] = {}
         self._wakeup = asyncio.Event()
         self._adopters: dict[str, Adopter] = {}
         self.stats: dict[str, int] = defaultdict(int)
@@ -80,8 +99,14 @@ class OutcomeWriter:
         self._adopters[carrier] = adopter
 
     def sent(self, work: Work, carrier_message_ids: list[str]) -> None:
-        self._batch.sent.append((work, carrier_message_ids, datetime.now(UTC)))
+        entry = _Sent(work, carrier_message_ids, datetime.now(UTC))
+        self._batch.sent.append(entry)
+        self._index(entry)
         self._poke()
+
+    def _index(self, entry: _Sent) -> None:
+        if len(entry.ids) == 1:
+            self._open[(entry.work.carrier, entry.ids[0])] = entry
 
     def unsent(self, work: Work, status: str, error_code: str | None) -> None:
         """A message that never reached the carrier ends failed or expired."""
@@ -98,7 +123,12 @@ class OutcomeWriter:
     ) -> asyncio.Future[None] | None:
         """Queue a receipt; with `durable`, a future that completes once it is committed."""
         future = asyncio.get_running_loop().create_future() if durable else None
-        self._batch.receipts.append((ReceiptUpdate(carrier, receipt, status), future))
+        update = ReceiptUpdate(carrier, receipt, status)
+        entry = self._open.get((carrier, receipt.carrier_message_id))
+        if entry is not None and entry.receipt is None:
+            entry.receipt, entry.future = update, future
+        else:
+            self._batch.receipts.append((update, future))
         # The carrier's window holds until these are stored: write them without waiting.
         self._wakeup.set()
         return future
@@ -112,25 +142,80 @@ class OutcomeWriter:
         return len(self._batch)
 
     async def run(self) -> None:
-        """Flush every interval (sooner when the batch is full), until cancelled."""
-        backoff = self._interval
+        """Flush every interval (sooner when full), with a few flushes in flight at once.
+
+        Concurrent flushes touch different messages; a receipt written before its
+        message's `sent` is parked and re-matched (see `rematch_parked`).
+        """
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._delay)
+                self._wakeup.clear()
+                while len(running) >= self._concurrency:
+                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                if len(self._batch):
+                    task = asyncio.create_task(self._guarded_flush())
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _guarded_flush(self) -> None:
+        try:
+            await self.flush()
+            self._delay = self._interval
+        except Exception as error:  # noqa: BLE001 — outcomes stay in memory; retry
+            log.warning("sender.flush_failed", error=repr(error), backlog=len(self._batch))
+            self._delay = min(max(self._delay * 2, 0.1), 5.0)
+
+    async def rematch_forever(self, interval: float = 0.5) -> None:
+        """Match parked receipts again as their messages' submits get stored."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=backoff)
-            self._wakeup.clear()
+            await asyncio.sleep(interval)
             try:
-                await self.flush()
-                backoff = self._interval
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # noqa: BLE001 — outcomes stay in memory; retry
-                log.warning("sender.flush_failed", error=repr(error), backlog=len(self._batch))
-                backoff = min(max(backoff * 2, 0.1), 5.0)
+                while await self.rematch_parked() >= REMATCH_BATCH:
+                    pass
+            except Exception as error:  # noqa: BLE001 — tried again next round
+                log.warning("sender.rematch_failed", error=repr(error))
+
+    async def rematch_parked(self) -> int:
+        """One round over the parked receipts that are due; returns how many were due."""
+        adopted: list[Work] = []
+        try:
+            async with session_scope(self._sessions) as session:
+                due = await store.due_parked(session, REMATCH_BATCH)
+                if not due:
+                    return 0
+                done, unmatched = await store.apply_receipts(session, [u for _, u in due])
+                pairs, _ = self._claim(unmatched)
+                done += await self._write_adopted(session, pairs)
+                adopted = [work for work, _ in pairs]
+                still = {id(update) for update in unmatched} - {id(u) for _, u in pairs}
+                await store.settle_parked(
+                    session,
+                    matched=[row for row, u in due if id(u) not in still],
+                    waiting=[row for row, u in due if id(u) in still],
+                )
+                await self._announce(session, done)
+        except BaseException:
+            for work in adopted:
+                self._adopters[work.carrier].unclaim(work)
+            raise
+        for work in adopted:
+            self._registry.resolve(work)
+        self._relay.wake()
+        return len(due)
 
     async def flush(self) -> None:
         batch, self._batch = self._batch, _Batch()
+        self._open = {}
         if not len(batch):
             return
+        started = time.perf_counter()
         adopted: list[Work] = []
         try:
             async with session_scope(self._sessions) as session:
@@ -140,16 +225,19 @@ class OutcomeWriter:
             # Everything waits here for the next attempt; receipts stay unanswered to the
             # carrier meanwhile, so a crash now leaves them with the carrier, not lost.
             self._batch.merge(batch)
+            for entry in batch.sent:
+                self._index(entry)
             for work in adopted:
                 self._adopters[work.carrier].unclaim(work)
             raise
-        for _, future in batch.receipts:
+        futures = [f for _, f in batch.receipts] + [e.future for e in batch.sent]
+        for future in futures:
             if future is not None and not future.done():
                 future.set_result(None)
         for work in adopted:
             self._registry.resolve(work)
-        for work, _, _ in batch.sent:
-            self._registry.resolve(work)
+        for entry in batch.sent:
+            self._registry.resolve(entry.work)
         for work, _, _ in batch.unsent:
             self._registry.resolve(work)
         for work in batch.handed_on:
@@ -157,41 +245,50 @@ class OutcomeWriter:
         self._relay.wake()
         for change in changed:
             self.stats[change.status] += 1
+        self.stats["flushes"] += 1
+        self.stats["flushed_items"] += len(batch)
+        self.stats["flush_ms"] += int((time.perf_counter() - started) * 1000)
 
     async def _write(
         self, session: AsyncSession, batch: _Batch, adopted: list[Work]
     ) -> list[Changed]:
+        accepted = [e for e in batch.sent if e.ids]
         changed = await store.mark_sent(
-            session, [(w.id, ids[0], at) for w, ids, at in batch.sent if ids]
+            session,
+            [(e.work.id, e.ids[0], e.at) for e in accepted],
+            [
+                (e.receipt.status, store.receipt_error(e.receipt)) if e.receipt else ("sent", None)
+                for e in accepted
+            ],
         )
         await store.insert_parts(
             session,
             [
-                (w.id, number, w.carrier, cid)
-                for w, ids, _ in batch.sent
-                if len(ids) > 1
-                for number, cid in enumerate(ids, start=1)
+                (e.work.id, number, e.work.carrier, cid)
+                for e in accepted
+                if len(e.ids) > 1
+                for number, cid in enumerate(e.ids, start=1)
             ],
         )
         changed += await store.mark_unsent(
             session, [(w.id, status, code) for w, status, code in batch.unsent]
         )
-        # Receipts that beat their submit_sm_resp were parked: match them now.
-        receipts = [update for update, _ in batch.receipts]
-        if batch.sent:
-            parked = await store.take_parked(
-                session, carrier_ids=[(w.carrier, ids[0]) for w, ids, _ in batch.sent if ids]
-            )
-            receipts += parked
-        done, unmatched = await store.apply_receipts(session, receipts)
+        done, unmatched = await store.apply_receipts(
+            session, [update for update, _ in batch.receipts]
+        )
         changed += done
-        changed += await self._adopt(session, unmatched, adopted)
+        # A receipt that matches no stored message: it beat its submit_sm_resp (parked
+        # and matched again later), or proves a held message was sent after all.
+        pairs, orphans = self._claim(unmatched)
+        adopted += [work for work, _ in pairs]
+        changed += await self._write_adopted(session, pairs)
+        await store.park_receipts(session, orphans)
+        self.stats["receipts_parked"] += len(orphans)
         return changed
 
-    async def _adopt(
-        self, session: AsyncSession, unmatched: list[ReceiptUpdate], adopted: list[Work]
-    ) -> list[Changed]:
-        """Orphan receipts may prove a held message was sent; the rest are parked."""
+    def _claim(
+        self, unmatched: list[ReceiptUpdate]
+    ) -> tuple[list[tuple[Work, ReceiptUpdate]], list[ReceiptUpdate]]:
         pairs: list[tuple[Work, ReceiptUpdate]] = []
         orphans: list[ReceiptUpdate] = []
         for update in unmatched:
@@ -201,19 +298,22 @@ class OutcomeWriter:
                 orphans.append(update)
             else:
                 pairs.append((work, update))
-                adopted.append(work)
-        await store.park_receipts(session, orphans)
-        self.stats["receipts_parked"] += len(orphans)
+        return pairs, orphans
+
+    async def _write_adopted(
+        self, session: AsyncSession, pairs: list[tuple[Work, ReceiptUpdate]]
+    ) -> list[Changed]:
         if not pairs:
             return []
         now = datetime.now(UTC)
         changed = await store.mark_sent(
-            session, [(w.id, u.receipt.carrier_message_id, now) for w, u in pairs]
+            session,
+            [(work.id, update.receipt.carrier_message_id, now) for work, update in pairs],
+            [(update.status, store.receipt_error(update)) for _, update in pairs],
         )
-        done, _ = await store.apply_receipts(session, [u for _, u in pairs])
         self.stats["adopted"] += len(pairs)
         log.info("sender.adopted_by_receipt", messages=len(pairs))
-        return changed + done
+        return changed
 
     async def _announce(self, session: AsyncSession, changed: list[Changed]) -> None:
         await enqueue(session, await status_events(session, self._topology, changed))

@@ -33,6 +33,7 @@ TEST_ENV = {
     "WESENDALL_EXPIRY_GRACE": "PT1S",
     "WESENDALL_RETRY_BACKOFF": "0.2",
     "WESENDALL_LAST_USED_FLUSH_INTERVAL": "PT1S",
+    "WESENDALL_REPORT_INTERVAL": "1",
     "WESENDALL_VOLUME_TIER_UNITS": "1000",
     "SIM_RECEIPT_DELAY": "0.1",
 }
@@ -128,7 +129,10 @@ async def start_platform(
     started: list[tuple[Platform, str, str]] = []
 
     async def start(
-        *, amqp_url: str | None = None, extra_env: dict[str, str] | None = None
+        *,
+        amqp_url: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        service_env: dict[str, dict[str, str]] | None = None,
     ) -> Platform:
         name = unique("wesendall_test_")
         url = await create_database(test_servers.database_url, name, template=template_database)
@@ -144,6 +148,7 @@ async def start_platform(
             simulator_http_port=free_port(),
             log_dir=logs,
             extra_env={**TEST_ENV, **(extra_env or {})},
+            service_env=service_env or {},
         )
         stack = Stack(config)
         engine = create_engine(CommonSettings(database_url=url, db_pool_size=4), "wesendall-tests")

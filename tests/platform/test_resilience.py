@@ -29,7 +29,9 @@ def _recipients(count: int, stem: str) -> list[str]:
 
 async def _settled(customer: Customer, batch_id: str, timeout: float = 60) -> dict[str, int]:
     async def final() -> dict[str, int] | None:
-        counts = (await customer.batch(batch_id)).body["counts"]
+        reply = await customer.batch(batch_id)
+        assert reply.status == 200, reply
+        counts = reply.body["counts"]
         return counts if counts["queued"] == counts["sent"] == 0 else None
 
     return await eventually(final, timeout=timeout, interval=0.5)
@@ -295,3 +297,33 @@ async def test_billing_killed_mid_traffic_never_charges_twice(
         await _settled(customer, batch_id)
     assert await customer.balance() == 100_000 - 35 * len(batches)
     assert await platform.ledger_mismatches() == []
+
+
+async def test_receipts_that_beat_their_submit_response_are_matched(
+    start_platform: StartPlatform,
+) -> None:
+    # The carrier sends each receipt the moment it accepts the submit. OTP-sized sends go
+    # through the priority sender, which holds no receiver binds, so their receipts reach
+    # the other sender; the priority sender writes its outcomes only every 1.5 s here, so
+    # every receipt comes before its submit is stored: parked, then matched.
+    platform = await start_platform(
+        extra_env={"SIM_RECEIPT_DELAY": "0"},
+        service_env={"sender-priority": {"WESENDALL_FLUSH_INTERVAL": "1.5"}},
+    )
+    customer = await platform.customer(credit=100_000)
+    replies = await asyncio.gather(
+        *(customer.send(f"Racing receipts {n}", _recipients(5, f"6{n:02d}")) for n in range(40))
+    )
+    assert all(reply.status == 202 for reply in replies)
+    for reply in replies:
+        counts = await _settled(customer, reply.body["batchId"])
+        assert counts["delivered"] == 5, counts
+
+    async def parked_and_matched() -> bool:
+        log = (platform.logs / "sender.log").read_text()
+        return (
+            '"receipts_parked"' in log
+            and await platform.scalar("SELECT count(*) FROM pending_receipts") == 0
+        )
+
+    await eventually(parked_and_matched, timeout=10)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, Text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from libs.common.models.base import Base, created_at_column
@@ -27,7 +27,9 @@ class Wallet(Base):
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), nullable=False, index=True)
-    balance: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    balance: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default=text("0")
+    )
     # A negotiated price per SMS unit, set by an operator; NULL means the public tiers.
     price_per_unit: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = created_at_column()

@@ -57,4 +57,6 @@ class WalletUsage(Base):
 
     wallet_id: Mapped[str] = mapped_column(ForeignKey("wallets.id"), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    units: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    units: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default=text("0")
+    )

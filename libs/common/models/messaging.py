@@ -75,12 +75,17 @@ class Message(Base):
             "carrier_message_id",
             postgresql_where=text("carrier_message_id IS NOT NULL"),
         ),
-        # The expiry sweep reads only what is still waiting to be submitted.
+        # The expiry sweep reads only messages never handed to a carrier. The predicate is
+        # on submitted_at, not status: no index may mention status, so that a receipt's
+        # update (status, done_at) stays a HOT update that touches no index at all.
         Index(
-            "ix_messages_queued_expires_at",
+            "ix_messages_unsubmitted_expires_at",
             "expires_at",
-            postgresql_where=text("status = 'queued'"),
+            postgresql_where=text("submitted_at IS NULL"),
         ),
+        # Each message is rewritten twice (sent, then its receipt): room in the page keeps
+        # those new row versions beside the old ones (HOT).
+        {"postgresql_with": {"fillfactor": 60}},
     )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -90,11 +95,15 @@ class Message(Base):
     carrier: Mapped[str] = mapped_column(Text, nullable=False)
     units: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     cost: Mapped[int] = mapped_column(Integer, nullable=False)
-    status: Mapped[str] = mapped_column(Text, nullable=False, default=MessageStatus.QUEUED.value)
+    status: Mapped[str] = mapped_column(
+        Text, nullable=False, default=MessageStatus.QUEUED.value, server_default="queued"
+    )
     error_code: Mapped[str | None] = mapped_column(Text)
     carrier_message_id: Mapped[str | None] = mapped_column(Text)
     # Parts whose final receipt has arrived, for messages sent in several parts.
-    parts_done: Mapped[int] = mapped_column(SmallInteger, nullable=False, default=0)
+    parts_done: Mapped[int] = mapped_column(
+        SmallInteger, nullable=False, default=0, server_default=text("0")
+    )
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = created_at_column()
@@ -122,6 +131,7 @@ class PendingReceipt(Base):
     __table_args__ = (
         Index("ix_pending_receipts_carrier_ref", "carrier", "carrier_message_id"),
         Index("ix_pending_receipts_carrier_recipient", "carrier", "recipient"),
+        Index("ix_pending_receipts_retry_at", "retry_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -133,3 +143,8 @@ class PendingReceipt(Base):
     error_code: Mapped[str | None] = mapped_column(Text)
     raw: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     received_at: Mapped[datetime] = created_at_column()
+    # Matching is retried with backoff until the message shows up or the receipt is too old.
+    attempts: Mapped[int] = mapped_column(
+        SmallInteger, nullable=False, default=0, server_default=text("0")
+    )
+    retry_at: Mapped[datetime] = created_at_column()

@@ -22,10 +22,18 @@ class OutboxRow(Base):
     routing_key: Mapped[str] = mapped_column(Text, nullable=False)
     message_id: Mapped[str] = mapped_column(Text, nullable=False)
     body: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
-    headers: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False, default=dict)
+    headers: Mapped[dict[str, str]] = mapped_column(
+        JSONB, nullable=False, default=dict, server_default=text("'{}'::jsonb")
+    )
     # Higher first: an OTP's send job overtakes a campaign's waiting rows.
-    priority: Mapped[int] = mapped_column(SmallInteger, nullable=False, default=0)
-    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    priority: Mapped[int] = mapped_column(
+        SmallInteger, nullable=False, default=0, server_default=text("0")
+    )
+    # Publish attempts so far, and until when the relay that claimed the row may publish it.
+    attempts: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at_column()
 
 
@@ -40,7 +48,9 @@ class IdempotencyRecord(Base):
     path: Mapped[str] = mapped_column(Text, nullable=False)
     request_hash: Mapped[str] = mapped_column(Text, nullable=False)
     # in_flight → completed (response kept), or → failed (a 5xx: the same key may retry).
-    state: Mapped[str] = mapped_column(Text, nullable=False, default="in_flight")
+    state: Mapped[str] = mapped_column(
+        Text, nullable=False, default="in_flight", server_default="in_flight"
+    )
     # The batch this key stands for: a retry after an unknown outcome reuses it, so
     # billing answers the first admission instead of charging again.
     resource_id: Mapped[str | None] = mapped_column(Text)

@@ -192,10 +192,8 @@ class SmppBind:
     ) -> SubmitOutcome:
         self._outstanding += 1
         try:
-            response = await asyncio.wait_for(
-                asyncio.ensure_future(session.smsc.submit_sm(digits, part, **fields)),
-                timeout=self.config.response_timeout,
-            )
+            async with asyncio.timeout(self.config.response_timeout):
+                response = await session.smsc.submit_sm(digits, part, **fields)
         except TimeoutError:
             self._log.warning("smpp.submit_timed_out", timeout=self.config.response_timeout)
             return SubmitOutcome(SubmitKind.CONNECTION_LOST, [], NO_RESPONSE, "response_timeout")
