@@ -5,21 +5,20 @@ exists without its charge.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.common.admission import Admission, AdmitResult, Lane
+from libs.common.admission import Admission, AdmitResult
 from libs.common.amqp import Topology
-from libs.common.ids import new_id
 from libs.common.models import MessageStatus
-from libs.common.outbox import PRIORITY_HIGH, PRIORITY_NORMAL, OutboxMessage, enqueue
+from libs.common.outbox import enqueue
 from libs.common.pricing import unit_price
+from services.billing.jobs import send_jobs
+from services.billing.lanes import lane_for, validity
 from services.billing.settings import BillingSettings
 
 MESSAGE_COLUMNS = (
@@ -82,16 +81,6 @@ _CHARGE = text(
     SELECT balance FROM debit
     """
 )
-
-
-def lane_for(admission: Admission, settings: BillingSettings) -> Lane:
-    """OTP-like sends (few recipients, or marked high) take the priority lane."""
-    if (
-        admission.priority == "high"
-        or len(admission.recipients) <= settings.priority_max_recipients
-    ):
-        return "priority"
-    return "bulk"
 
 
 def message_ids_for(batch_id: str, count: int) -> list[str]:
@@ -241,7 +230,7 @@ async def _write(
     if debited != balance:
         raise RuntimeError(f"wallet {wallet_id}: debit left {debited}, expected {balance}")
     await _copy_messages(session, settings, wallet_id, accepted, results, price, now)
-    await enqueue(session, _send_jobs(settings, topology, wallet_id, accepted, results, price, now))
+    await enqueue(session, send_jobs(settings, topology, wallet_id, accepted, results, price, now))
 
 
 async def _copy_messages(
@@ -257,7 +246,7 @@ async def _copy_messages(
     queued = MessageStatus.QUEUED.value
     records: list[tuple[Any, ...]] = []
     for admission, _ in accepted:
-        expires_at = now + _validity(settings, lane_for(admission, settings))
+        expires_at = now + validity(settings, lane_for(admission, settings))
         cost = admission.units * price
         ids = results[admission.batch_id].message_ids
         for message_id, recipient, carrier in zip(
@@ -284,70 +273,3 @@ async def _copy_messages(
     await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
         "messages", records=records, columns=MESSAGE_COLUMNS
     )
-
-
-def _validity(settings: BillingSettings, lane: Lane) -> Any:
-    return settings.validity_priority if lane == "priority" else settings.validity_bulk
-
-
-def _send_jobs(
-    settings: BillingSettings,
-    topology: Topology,
-    wallet_id: str,
-    accepted: list[tuple[Admission, int]],
-    results: dict[str, AdmitResult],
-    price: int,
-    now: datetime,
-) -> list[OutboxMessage]:
-    """Group the new messages by carrier and lane, in jobs of at most `job_size`."""
-    lanes: dict[tuple[str, Lane], list[dict[str, Any]]] = defaultdict(list)
-    texts: dict[tuple[str, Lane], dict[str, dict[str, Any]]] = defaultdict(dict)
-    for admission, _ in accepted:
-        lane = lane_for(admission, settings)
-        cost = admission.units * price
-        ids = results[admission.batch_id].message_ids
-        for message_id, recipient, carrier in zip(
-            ids, admission.recipients, admission.carriers, strict=True
-        ):
-            lanes[(carrier, lane)].append(
-                {
-                    "id": message_id,
-                    "batch_id": admission.batch_id,
-                    "recipient": recipient,
-                    "units": admission.units,
-                    "cost": cost,
-                }
-            )
-            texts[(carrier, lane)][admission.batch_id] = {
-                "message": admission.message,
-                "encoding": admission.encoding,
-                "wallet_id": wallet_id,
-                "request_id": admission.request_id,
-            }
-    jobs: list[OutboxMessage] = []
-    for (carrier, lane), messages in lanes.items():
-        expires_at = (now + _validity(settings, lane)).isoformat()
-        for start in range(0, len(messages), settings.job_size):
-            chunk = messages[start : start + settings.job_size]
-            batch_ids = {m["batch_id"] for m in chunk}
-            job_id = new_id("job")
-            body = orjson.dumps(
-                {
-                    "job_id": job_id,
-                    "carrier": carrier,
-                    "lane": lane,
-                    "expires_at": expires_at,
-                    "texts": {b: texts[(carrier, lane)][b] for b in batch_ids},
-                    "messages": chunk,
-                }
-            )
-            jobs.append(
-                OutboxMessage(
-                    exchange=topology.send_exchange,
-                    routing_key=topology.send_routing_key(carrier, lane),
-                    body=body,
-                    message_id=job_id,
-                    priority=PRIORITY_HIGH if lane == "priority" else PRIORITY_NORMAL,
-                )
-            )
-    return jobs

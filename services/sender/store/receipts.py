@@ -1,145 +1,18 @@
-"""The sender's reads and writes of message delivery state, in sets (one statement per batch).
-
-Every transition is conditional on the state it leaves, so a replayed outcome or a
-duplicate receipt changes nothing and announces nothing.
+"""Delivery receipts in the database: applied by carrier message id, or parked until their
+message's submit is stored, then matched again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.sender.receipts import Receipt, id_candidates
-
-# The state a transition leaves, as an array parameter: one prepared statement serves
-# every caller, and the planner always probes the primary key for the rows named.
-QUEUED = ["queued"]
-RETURNED = (
-    "m.id, m.batch_id, m.wallet_id, m.recipient, m.units, m.cost, m.carrier,"
-    " m.carrier_message_id, m.status, m.error_code"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Changed:
-    """A message whose status this transaction changed: what its event says."""
-
-    id: str
-    batch_id: str
-    wallet_id: str
-    recipient: str
-    units: int
-    cost: int
-    carrier: str
-    carrier_message_id: str | None
-    status: str
-    error_code: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiptUpdate:
-    carrier: str
-    receipt: Receipt
-    status: str  # our final status: delivered / undelivered
-
-
-def _changed(rows: Any) -> list[Changed]:
-    return [Changed(*row) for row in rows]
-
-
-async def message_states(session: AsyncSession, ids: Sequence[str]) -> dict[str, str]:
-    rows = await session.execute(
-        text("SELECT id, status FROM messages WHERE id = ANY(CAST(:ids AS text[]))"),
-        {"ids": list(ids)},
-    )
-    return {row[0]: row[1] for row in rows}
-
-
-async def mark_sent(
-    session: AsyncSession,
-    sent: Sequence[tuple[str, str, datetime]],
-    finals: Sequence[tuple[str, str | None]] | None = None,
-) -> list[Changed]:
-    """queued → sent with the carrier's id of the first part.
-
-    `finals` (status, error code) per row, when the receipt came before this write:
-    the message goes straight to its final status (its `sent` event is still due).
-    """
-    if not sent:
-        return []
-    ids, cids, ats = zip(*sent, strict=True)
-    statuses, codes = (
-        zip(*finals, strict=True) if finals else (["sent"] * len(ids), [None] * len(ids))
-    )
-    rows = await session.execute(
-        text(
-            "UPDATE messages m SET status = u.status, carrier_message_id = u.cid,"
-            " submitted_at = u.at, updated_at = now(), error_code = u.code,"
-            " done_at = CASE WHEN u.status = 'sent' THEN NULL ELSE now() END,"
-            " parts_done = CASE WHEN u.status = 'sent' THEN 0 ELSE 1 END"
-            " FROM unnest(CAST(:ids AS text[]), CAST(:cids AS text[]),"
-            "             CAST(:ats AS timestamptz[]), CAST(:statuses AS text[]),"
-            "             CAST(:codes AS text[])) AS u(id, cid, at, status, code)"
-            f" WHERE m.id = u.id AND m.status = ANY(CAST(:was AS text[])) RETURNING {RETURNED}"
-        ),
-        {
-            "ids": list(ids),
-            "cids": list(cids),
-            "ats": list(ats),
-            "statuses": list(statuses),
-            "codes": list(codes),
-            "was": QUEUED,
-        },
-    )
-    changed: list[Changed] = []
-    for change in _changed(rows):
-        if change.status != "sent":
-            # One row write, but two status changes to announce, in order.
-            changed.append(replace(change, status="sent", error_code=None))
-        changed.append(change)
-    return changed
-
-
-async def insert_parts(session: AsyncSession, parts: Sequence[tuple[str, int, str, str]]) -> None:
-    """Carrier ids of every part of multi-part messages: (message, part, carrier, id)."""
-    if not parts:
-        return
-    message_ids, numbers, carriers, cids = zip(*parts, strict=True)
-    await session.execute(
-        text(
-            "INSERT INTO message_parts (message_id, part, carrier, carrier_message_id)"
-            " SELECT * FROM unnest(CAST(:m AS text[]), CAST(:n AS smallint[]),"
-            "                      CAST(:c AS text[]), CAST(:i AS text[]))"
-            " ON CONFLICT (message_id, part) DO UPDATE"
-            " SET carrier_message_id = EXCLUDED.carrier_message_id"
-        ),
-        {"m": list(message_ids), "n": list(numbers), "c": list(carriers), "i": list(cids)},
-    )
-
-
-async def mark_unsent(
-    session: AsyncSession, outcomes: Sequence[tuple[str, str, str | None]]
-) -> list[Changed]:
-    """queued → failed or expired (never handed to a carrier): (id, status, error_code)."""
-    if not outcomes:
-        return []
-    ids, statuses, codes = zip(*outcomes, strict=True)
-    rows = await session.execute(
-        text(
-            "UPDATE messages m SET status = u.status, error_code = u.code,"
-            " done_at = now(), updated_at = now()"
-            " FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]),"
-            "             CAST(:codes AS text[])) AS u(id, status, code)"
-            f" WHERE m.id = u.id AND m.status = ANY(CAST(:was AS text[])) RETURNING {RETURNED}"
-        ),
-        {"ids": list(ids), "statuses": list(statuses), "codes": list(codes), "was": QUEUED},
-    )
-    return _changed(rows)
+from services.sender.store.rows import RETURNED, Changed, ReceiptUpdate, changed_rows
 
 
 async def apply_receipts(
@@ -203,7 +76,7 @@ async def _apply_by_ids(
     matched = {row[0] for row in singles} | {row[0] for row in parts}
     changed: list[Changed] = []
     if singles:
-        changed += _changed(
+        changed += changed_rows(
             await session.execute(
                 text(
                     "UPDATE messages m SET status = u.status, error_code = u.code,"
@@ -260,7 +133,7 @@ async def _apply_parts(
         ),
         {"ids": sorted({row[1] for row in parts})},
     )
-    changed = _changed(rows)
+    changed = changed_rows(rows)
     failed = [c for c in changed if c.status == "undelivered" and codes.get(c.id)]
     if failed:
         await session.execute(
@@ -385,22 +258,6 @@ async def take_parked_for(
         {"c": [c for c, _ in recipients], "r": [r for _, r in recipients]},
     )
     return [update for _, update in _parked(rows)]
-
-
-async def expire_overdue(session: AsyncSession, grace: timedelta, limit: int) -> list[Changed]:
-    """Queued messages past their validity (plus grace) end expired, for billing to refund."""
-    rows = await session.execute(
-        text(
-            "UPDATE messages m SET status = 'expired', error_code = 'validity_expired',"
-            " done_at = now(), updated_at = now()"
-            " WHERE m.id IN (SELECT id FROM messages WHERE submitted_at IS NULL"
-            "   AND status = 'queued' AND expires_at < now() - CAST(:grace AS interval)"
-            "   ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
-            f" AND m.status = 'queued' RETURNING {RETURNED}"
-        ),
-        {"grace": grace, "limit": limit},
-    )
-    return _changed(rows)
 
 
 async def prune_parked(session: AsyncSession, ttl: timedelta) -> int:
