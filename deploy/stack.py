@@ -31,12 +31,14 @@ class Service:
 # Start order: the carrier simulator first (the senders bind to it), the gateway last.
 # Two senders: one takes the priority lane (OTPs) first and holds no receiver binds, so
 # a campaign's submits and receipts never queue in front of a login code in its event loop;
-# the other takes bulk, holds the receiver binds, and takes OTPs only if the first is gone.
+# the other takes bulk, holds the receiver binds, takes OTPs only if the first is gone,
+# and runs at a lower CPU priority so that on a shared machine the OTP path goes first.
 SERVICES: dict[str, Service] = {
     "carrier-simulator": Service(("-m", "simulators.carrier")),
     "billing": Service(("-m", "services.billing")),
     "sender": Service(
-        ("-m", "services.sender"), {"WESENDALL_LANES": '{"bulk": 0, "priority": -1}'}
+        ("-m", "services.sender"),
+        {"WESENDALL_LANES": '{"bulk": 0, "priority": -1}', "WESENDALL_NICE": "5"},
     ),
     "sender-priority": Service(
         ("-m", "services.sender"),

@@ -34,7 +34,7 @@ _CLAIM = text(
     "UPDATE outbox o SET attempts = o.attempts + 1,"
     f" claimed_until = now() + interval '{CLAIM_LEASE}'"
     " WHERE o.id IN (SELECT id FROM outbox"
-    "   WHERE claimed_until IS NULL OR claimed_until < now()"
+    "   WHERE (claimed_until IS NULL OR claimed_until < now()) AND priority >= :min_priority"
     "   ORDER BY priority DESC, id LIMIT :limit FOR UPDATE SKIP LOCKED)"
     " RETURNING o.id, o.exchange, o.routing_key, o.message_id, o.body, o.headers, o.attempts,"
     " o.priority"
@@ -84,6 +84,7 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval: float = 0.5,
         name: str = "outbox",
+        min_priority: int = PRIORITY_NORMAL,
     ) -> None:
         self._sessions = sessions
         self._connection = connection
@@ -95,6 +96,8 @@ class OutboxRelay:
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._name = name
+        # A relay for high-priority rows only never waits behind a campaign's bulk rows.
+        self._min_priority = min_priority
         self.published = 0
 
     def wake(self) -> None:
@@ -133,7 +136,11 @@ class OutboxRelay:
         those against the database and trust first attempts.
         """
         async with session_scope(self._sessions) as session:
-            rows = (await session.execute(_CLAIM, {"limit": self._batch_size})).all()
+            rows = (
+                await session.execute(
+                    _CLAIM, {"limit": self._batch_size, "min_priority": self._min_priority}
+                )
+            ).all()
         if not rows:
             return 0
         results = await asyncio.gather(

@@ -7,7 +7,7 @@ import asyncio
 from libs.common.amqp import Topology, connect, declare_topology, durable_queue
 from libs.common.db import create_engine, create_sessionmaker
 from libs.common.logging import configure_logging, get_logger
-from libs.common.outbox import OutboxRelay
+from libs.common.outbox import PRIORITY_HIGH, OutboxRelay
 from libs.common.rpc import RpcServer
 from libs.common.runtime import run
 from services.billing.consumers import BillingConsumers
@@ -26,13 +26,18 @@ async def main(settings: BillingSettings, stop: asyncio.Event) -> None:
         setup = await connection.channel()
         await declare_topology(setup, topology, settings.carriers)
         await setup.close()
-        relay = OutboxRelay(
+        best_effort = frozenset({topology.events_exchange})
+        relay = OutboxRelay(sessions, connection, best_effort_exchanges=best_effort, name="billing")
+        # OTP send jobs get a relay of their own, so they never queue behind the many rows
+        # of a campaign the main relay is publishing.
+        priority_relay = OutboxRelay(
             sessions,
             connection,
-            best_effort_exchanges=frozenset({topology.events_exchange}),
-            name="billing",
+            best_effort_exchanges=best_effort,
+            name="billing-priority",
+            min_priority=PRIORITY_HIGH,
         )
-        consumers = BillingConsumers(sessions, settings, topology, relay)
+        consumers = BillingConsumers(sessions, settings, topology, [priority_relay, relay])
         rpc_channel = await connection.channel()
         await rpc_channel.set_qos(prefetch_count=settings.rpc_prefetch)
         rpc_queue = await durable_queue(
@@ -46,14 +51,18 @@ async def main(settings: BillingSettings, stop: asyncio.Event) -> None:
             refunds_channel, topology, settings.carriers, topology.billing_refunds_queue
         )
         await refunds.consume(consumers.handle_refunds)
-        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        relay_tasks = [
+            asyncio.create_task(relay.run(), name="outbox-relay"),
+            asyncio.create_task(priority_relay.run(), name="outbox-relay-priority"),
+        ]
         log.info("billing.started", carriers=settings.carriers)
         await stop.wait()
         log.info("billing.stopping")
         await rpc.stop()
         await refunds_channel.close()
-        relay_task.cancel()
-        await asyncio.gather(relay_task, return_exceptions=True)
+        for task in relay_tasks:
+            task.cancel()
+        await asyncio.gather(*relay_tasks, return_exceptions=True)
     finally:
         await connection.close()
         await engine.dispose()

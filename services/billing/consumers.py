@@ -31,12 +31,12 @@ class BillingConsumers:
         sessions: async_sessionmaker[AsyncSession],
         settings: BillingSettings,
         topology: Topology,
-        relay: OutboxRelay,
+        relays: list[OutboxRelay],
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._topology = topology
-        self._relay = relay
+        self._relays = relays
 
     async def handle_admit(self, body: bytes, headers: dict[str, Any]) -> bytes:
         """Admit every request in the message, one transaction per wallet, wallets in parallel."""
@@ -54,7 +54,8 @@ class BillingConsumers:
         groups = await asyncio.gather(
             *(self._admit_wallet(wallet_id, group, again) for wallet_id, group in by_wallet.items())
         )
-        self._relay.wake()
+        for relay in self._relays:
+            relay.wake()
         results = {r.batch_id: r for group in groups for r in group}
         return _reply([results[a.batch_id] for a in request.admissions])
 

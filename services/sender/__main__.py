@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable
 
 from libs.common.amqp import Topology, connect, declare_topology, durable_queue
@@ -69,6 +70,8 @@ async def _report(
 
 async def main(settings: SenderSettings, stop: asyncio.Event) -> None:
     configure_logging("sender", settings.log_level, settings.log_format)
+    if settings.nice:
+        os.nice(settings.nice)
     topology = Topology(settings.amqp_namespace)
     engine = create_engine(settings, "wesendall-sender")
     sessions = create_sessionmaker(engine)
