@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,8 +16,8 @@ from libs.common.amqp import Topology
 from libs.common.models import MessageStatus
 from libs.common.outbox import enqueue
 from libs.common.pricing import unit_price
+from services.billing.accepted import Accepted, validity
 from services.billing.jobs import send_jobs
-from services.billing.lanes import lane_for, validity
 from services.billing.settings import BillingSettings
 
 MESSAGE_COLUMNS = (
@@ -145,7 +144,9 @@ async def admit_for_wallet(
             message_ids=message_ids_for(admission.batch_id, len(admission.recipients)),
         )
     if accepted:
-        await _write(session, settings, topology, wallet_id, accepted, results, price, balance, now)
+        await _write(
+            session, settings, topology, Accepted(wallet_id, accepted, results, price, now), balance
+        )
     for batch_id, result in replayed.items():
         results[batch_id] = result.model_copy(update={"balance": balance})
     return [results[a.batch_id] for a in admissions]
@@ -190,84 +191,70 @@ async def _write(
     session: AsyncSession,
     settings: BillingSettings,
     topology: Topology,
-    wallet_id: str,
-    accepted: list[tuple[Admission, int]],
-    results: dict[str, AdmitResult],
-    price: int,
+    accepted: Accepted,
     balance: int,
-    now: datetime,
 ) -> None:
-    total = sum(cost for _, cost in accepted)
+    admissions = [a for a, _ in accepted.admissions]
+    costs = [cost for _, cost in accepted.admissions]
+    total = sum(costs)
     afters, running = [], balance + total
-    for _, cost in accepted:
+    for cost in costs:
         running -= cost
         afters.append(running)
     debited = await session.scalar(
         _CHARGE,
         {
-            "wallet_id": wallet_id,
+            "wallet_id": accepted.wallet_id,
             "total": total,
-            "day": now.date(),
-            "units": sum(a.units * len(a.recipients) for a, _ in accepted),
-            "now": now,
-            "price": price,
-            "ids": [a.batch_id for a, _ in accepted],
-            "costs": [cost for _, cost in accepted],
+            "day": accepted.now.date(),
+            "units": sum(a.units * len(a.recipients) for a in admissions),
+            "now": accepted.now,
+            "price": accepted.price,
+            "ids": [a.batch_id for a in admissions],
+            "costs": costs,
             "afters": afters,
             "descriptions": [
-                f"{len(a.recipients)} recipients x {a.units} units" for a, _ in accepted
+                f"{len(a.recipients)} recipients x {a.units} units" for a in admissions
             ],
-            "keys": [a.api_key_id for a, _ in accepted],
-            "groups": [a.group_id for a, _ in accepted],
-            "messages": [a.message for a, _ in accepted],
-            "encodings": [a.encoding for a, _ in accepted],
-            "priorities": [a.priority for a, _ in accepted],
-            "counts": [len(a.recipients) for a, _ in accepted],
-            "batch_units": [a.units * len(a.recipients) for a, _ in accepted],
-            "requests": [a.request_id for a, _ in accepted],
+            "keys": [a.api_key_id for a in admissions],
+            "groups": [a.group_id for a in admissions],
+            "messages": [a.message for a in admissions],
+            "encodings": [a.encoding for a in admissions],
+            "priorities": [a.priority for a in admissions],
+            "counts": [len(a.recipients) for a in admissions],
+            "batch_units": [a.units * len(a.recipients) for a in admissions],
+            "requests": [a.request_id for a in admissions],
         },
     )
     if debited != balance:
-        raise RuntimeError(f"wallet {wallet_id}: debit left {debited}, expected {balance}")
-    await _copy_messages(session, settings, wallet_id, accepted, results, price, now)
-    await enqueue(session, send_jobs(settings, topology, wallet_id, accepted, results, price, now))
+        raise RuntimeError(f"wallet {accepted.wallet_id}: debit left {debited}, expected {balance}")
+    await _copy_messages(session, settings, accepted)
+    await enqueue(session, send_jobs(settings, topology, accepted))
 
 
 async def _copy_messages(
-    session: AsyncSession,
-    settings: BillingSettings,
-    wallet_id: str,
-    accepted: list[tuple[Admission, int]],
-    results: dict[str, AdmitResult],
-    price: int,
-    now: datetime,
+    session: AsyncSession, settings: BillingSettings, accepted: Accepted
 ) -> None:
     """COPY the message rows: the one write that grows with the recipient count."""
-    queued = MessageStatus.QUEUED.value
-    records: list[tuple[Any, ...]] = []
-    for admission, _ in accepted:
-        expires_at = now + validity(settings, lane_for(admission, settings))
-        cost = admission.units * price
-        ids = results[admission.batch_id].message_ids
-        for message_id, recipient, carrier in zip(
-            ids, admission.recipients, admission.carriers, strict=True
-        ):
-            records.append(
-                (
-                    message_id,
-                    admission.batch_id,
-                    wallet_id,
-                    recipient,
-                    carrier,
-                    admission.units,
-                    cost,
-                    queued,
-                    0,
-                    expires_at,
-                    now,
-                    now,
-                )
-            )
+    queued, now = MessageStatus.QUEUED.value, accepted.now
+    expiry = {lane: now + validity(settings, lane) for lane in ("priority", "bulk")}
+    records = [
+        (
+            m.message_id,
+            m.admission.batch_id,
+            accepted.wallet_id,
+            m.recipient,
+            m.carrier,
+            m.admission.units,
+            m.cost,
+            queued,
+            0,
+            expiry[m.lane],
+            now,
+            now,
+        )
+        for m in accepted.messages(settings)
+    ]
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]

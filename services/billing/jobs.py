@@ -3,56 +3,44 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
 from typing import Any
 
 import orjson
 
-from libs.common.admission import Admission, AdmitResult, Lane
+from libs.common.admission import Lane
 from libs.common.amqp import Topology
 from libs.common.ids import new_id
 from libs.common.outbox import PRIORITY_HIGH, PRIORITY_NORMAL, OutboxMessage
-from services.billing.lanes import lane_for, validity
+from services.billing.accepted import Accepted, validity
 from services.billing.settings import BillingSettings
 
 
 def send_jobs(
-    settings: BillingSettings,
-    topology: Topology,
-    wallet_id: str,
-    accepted: list[tuple[Admission, int]],
-    results: dict[str, AdmitResult],
-    price: int,
-    now: datetime,
+    settings: BillingSettings, topology: Topology, accepted: Accepted
 ) -> list[OutboxMessage]:
     """Group the new messages by carrier and lane, in jobs of at most `job_size`."""
     lanes: dict[tuple[str, Lane], list[dict[str, Any]]] = defaultdict(list)
     texts: dict[tuple[str, Lane], dict[str, dict[str, Any]]] = defaultdict(dict)
-    for admission, _ in accepted:
-        lane = lane_for(admission, settings)
-        cost = admission.units * price
-        ids = results[admission.batch_id].message_ids
-        for message_id, recipient, carrier in zip(
-            ids, admission.recipients, admission.carriers, strict=True
-        ):
-            lanes[(carrier, lane)].append(
-                {
-                    "id": message_id,
-                    "batch_id": admission.batch_id,
-                    "recipient": recipient,
-                    "units": admission.units,
-                    "cost": cost,
-                }
-            )
-            texts[(carrier, lane)][admission.batch_id] = {
-                "message": admission.message,
-                "encoding": admission.encoding,
-                "wallet_id": wallet_id,
-                "request_id": admission.request_id,
+    for m in accepted.messages(settings):
+        key = (m.carrier, m.lane)
+        lanes[key].append(
+            {
+                "id": m.message_id,
+                "batch_id": m.admission.batch_id,
+                "recipient": m.recipient,
+                "units": m.admission.units,
+                "cost": m.cost,
             }
+        )
+        texts[key][m.admission.batch_id] = {
+            "message": m.admission.message,
+            "encoding": m.admission.encoding,
+            "wallet_id": accepted.wallet_id,
+            "request_id": m.admission.request_id,
+        }
     jobs: list[OutboxMessage] = []
     for (carrier, lane), messages in lanes.items():
-        expires_at = (now + validity(settings, lane)).isoformat()
+        expires_at = (accepted.now + validity(settings, lane)).isoformat()
         for start in range(0, len(messages), settings.job_size):
             chunk = messages[start : start + settings.job_size]
             batch_ids = {m["batch_id"] for m in chunk}
