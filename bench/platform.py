@@ -24,7 +24,13 @@ from libs.common.db import create_engine, create_sessionmaker, session_scope
 from libs.common.migrations import upgrade
 from libs.common.settings import CommonSettings
 from services.admin import service
-from tests.infra import create_database, drop_database, free_port, unique
+from tests.infra import (
+    create_database,
+    drop_database,
+    drop_stale_databases,
+    free_port,
+    unique,
+)
 from tests.platform.client import basic
 
 _APPLICATION = "wesendall-bench"
@@ -133,6 +139,7 @@ async def start_platform(
     server_url: str, amqp_url: str, extra_env: dict[str, str], log_level: str
 ) -> BenchPlatform:
     """Create the database and namespace, start every process, wait until healthy."""
+    await drop_stale_databases(server_url, "wesendall_bench_")
     database = unique("wesendall_bench_")
     url = await create_database(server_url, database)
     namespace = unique("bench") + "."

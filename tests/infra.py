@@ -8,7 +8,9 @@ AMQP namespace, so runs never see each other's data.
 from __future__ import annotations
 
 import os
+import re
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,7 +70,24 @@ def free_port() -> int:
 
 
 def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:10]}"
+    """A name no other run uses, stamped with its creation time (see drop_stale_databases)."""
+    return f"{prefix}{int(time.time())}_{uuid.uuid4().hex[:8]}"
+
+
+async def drop_stale_databases(server_url: str, prefix: str, older_than: float = 6 * 3600) -> None:
+    """Drop databases a killed run left behind: `prefix` + a creation time long past."""
+    connection = await asyncpg.connect(asyncpg_dsn(server_url, "postgres"))
+    try:
+        names = await connection.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1",
+            prefix.replace("_", r"\_") + "%",
+        )
+        for (name,) in names:
+            stamp = re.search(r"_(\d{10})_", name)
+            if stamp and int(stamp.group(1)) < time.time() - older_than:
+                await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
 
 
 async def create_database(server_url: str, name: str, template: str | None = None) -> str:

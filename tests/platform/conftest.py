@@ -23,7 +23,15 @@ from libs.common.migrations import upgrade
 from libs.common.settings import CommonSettings
 from services.admin import service
 from services.billing.ledger import ledger_mismatches
-from tests.infra import Servers, create_database, drop_database, free_port, servers, unique
+from tests.infra import (
+    Servers,
+    create_database,
+    drop_database,
+    drop_stale_databases,
+    free_port,
+    servers,
+    unique,
+)
 from tests.platform.client import Customer
 
 # Settings that make failure paths observable within a test's patience.
@@ -111,6 +119,7 @@ def test_servers() -> Iterator[Servers]:
 @pytest.fixture(scope="session")
 async def template_database(test_servers: Servers) -> AsyncIterator[str]:
     """A migrated, never-connected database that each platform's database is copied from."""
+    await drop_stale_databases(test_servers.database_url, "wesendall_test_")
     name = unique("wesendall_test_tpl_")
     url = await create_database(test_servers.database_url, name)
     await asyncio.to_thread(upgrade, url)
