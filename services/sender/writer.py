@@ -129,8 +129,9 @@ class OutcomeWriter:
             entry.receipt, entry.future = update, future
         else:
             self._batch.receipts.append((update, future))
-        # The carrier's window holds until these are stored: write them without waiting.
-        self._wakeup.set()
+        # Receipts ride the next flush like everything else (at most flush_interval away):
+        # flushing on each one made many tiny transactions under a steady stream.
+        self._poke()
         return future
 
     def _poke(self) -> None:
