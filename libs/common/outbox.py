@@ -23,6 +23,10 @@ from libs.common.models import OutboxRow
 
 log = get_logger(__name__)
 
+# Outbox origins: each service's relays publish what that service wrote.
+BILLING = "billing"
+SENDER = "sender"
+
 PRIORITY_HIGH = 10
 PRIORITY_NORMAL = 0
 # AMQP header with the publish attempt of an outbox message: 1 for the first.
@@ -34,7 +38,8 @@ _CLAIM = text(
     "UPDATE outbox o SET attempts = o.attempts + 1,"
     f" claimed_until = now() + interval '{CLAIM_LEASE}'"
     " WHERE o.id IN (SELECT id FROM outbox"
-    "   WHERE (claimed_until IS NULL OR claimed_until < now()) AND priority >= :min_priority"
+    "   WHERE origin = :origin AND priority >= :min_priority"
+    "   AND (claimed_until IS NULL OR claimed_until < now())"
     "   ORDER BY priority DESC, id LIMIT :limit FOR UPDATE SKIP LOCKED)"
     " RETURNING o.id, o.exchange, o.routing_key, o.message_id, o.body, o.headers, o.attempts,"
     " o.priority"
@@ -43,6 +48,7 @@ _CLAIM = text(
 
 @dataclass(slots=True)
 class OutboxMessage:
+    origin: str  # the service whose relays publish it (BILLING or SENDER)
     exchange: str
     routing_key: str
     body: bytes
@@ -52,6 +58,7 @@ class OutboxMessage:
 
     def row(self) -> dict[str, Any]:
         return {
+            "origin": self.origin,
             "exchange": self.exchange,
             "routing_key": self.routing_key,
             "body": self.body,
@@ -80,6 +87,7 @@ class OutboxRelay:
         sessions: async_sessionmaker[AsyncSession],
         connection: AbstractRobustConnection,
         *,
+        origin: str,
         best_effort_exchanges: frozenset[str] = frozenset(),
         batch_size: int = 200,
         poll_interval: float = 0.5,
@@ -96,6 +104,7 @@ class OutboxRelay:
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._name = name
+        self._origin = origin
         # A relay for high-priority rows only never waits behind a campaign's bulk rows.
         self._min_priority = min_priority
         self.published = 0
@@ -138,7 +147,12 @@ class OutboxRelay:
         async with session_scope(self._sessions) as session:
             rows = (
                 await session.execute(
-                    _CLAIM, {"limit": self._batch_size, "min_priority": self._min_priority}
+                    _CLAIM,
+                    {
+                        "limit": self._batch_size,
+                        "min_priority": self._min_priority,
+                        "origin": self._origin,
+                    },
                 )
             ).all()
         if not rows:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 01:38:28.574896
+Create Date: 2026-11-22 02:12:11.090504
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def upgrade() -> None:
     op.create_index('ix_message_parts_carrier_ref', 'message_parts', ['carrier', 'carrier_message_id'], unique=False)
     op.create_table('outbox',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
+    sa.Column('origin', sa.Text(), nullable=False),
     sa.Column('exchange', sa.Text(), nullable=False),
     sa.Column('routing_key', sa.Text(), nullable=False),
     sa.Column('message_id', sa.Text(), nullable=False),
@@ -65,7 +66,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
     )
-    op.create_index('ix_outbox_priority_id', 'outbox', [sa.literal_column('priority DESC'), 'id'], unique=False)
+    op.create_index('ix_outbox_origin_priority_id', 'outbox', ['origin', sa.literal_column('priority DESC'), 'id'], unique=False)
     op.create_table('pending_receipts',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('carrier', sa.Text(), nullable=False),
@@ -223,7 +224,7 @@ def downgrade() -> None:
     op.drop_index('ix_pending_receipts_carrier_ref', table_name='pending_receipts')
     op.drop_index('ix_pending_receipts_carrier_recipient', table_name='pending_receipts')
     op.drop_table('pending_receipts')
-    op.drop_index('ix_outbox_priority_id', table_name='outbox')
+    op.drop_index('ix_outbox_origin_priority_id', table_name='outbox')
     op.drop_table('outbox')
     op.drop_index('ix_message_parts_carrier_ref', table_name='message_parts')
     op.drop_table('message_parts')

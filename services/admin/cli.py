@@ -13,7 +13,7 @@ import orjson
 from libs.common.amqp import Topology, connect
 from libs.common.db import create_engine, create_sessionmaker, session_scope
 from libs.common.errors import DomainError
-from libs.common.outbox import OutboxRelay
+from libs.common.outbox import BILLING, OutboxRelay
 from libs.common.settings import CommonSettings
 from services.admin import service
 from services.billing.ledger import ledger_mismatches
@@ -79,6 +79,7 @@ async def _publish_outbox(settings: CommonSettings) -> None:
             relay = OutboxRelay(
                 create_sessionmaker(engine),
                 connection,
+                origin=BILLING,
                 best_effort_exchanges=frozenset({topology.events_exchange}),
                 name="cli",
             )

@@ -12,7 +12,7 @@ from libs.common.amqp import Topology
 from libs.common.errors import NotFound, ValidationFailed
 from libs.common.events import KEY_REVOKED, Event, encode_events
 from libs.common.models import LedgerKind
-from libs.common.outbox import OutboxMessage, enqueue
+from libs.common.outbox import BILLING, OutboxMessage, enqueue
 from libs.common.phones import PrefixTable, Recipient, normalise
 from services.api_gateway.auth import hash_secret
 from services.billing.ledger import credit
@@ -111,6 +111,8 @@ async def revoke_key(session: AsyncSession, topology: Topology, key_id: str) -> 
         session,
         [
             OutboxMessage(
+                # Billing's relays publish it if this command cannot reach the broker.
+                origin=BILLING,
                 exchange=topology.events_exchange,
                 routing_key=KEY_REVOKED,
                 body=encode_events([event]),

@@ -7,7 +7,7 @@ import asyncio
 from libs.common.amqp import Topology, connect, declare_topology, durable_queue
 from libs.common.db import create_engine, create_sessionmaker
 from libs.common.logging import configure_logging, get_logger
-from libs.common.outbox import PRIORITY_HIGH, OutboxRelay
+from libs.common.outbox import BILLING, PRIORITY_HIGH, OutboxRelay
 from libs.common.rpc import RpcServer
 from libs.common.runtime import run
 from services.billing.consumers import BillingConsumers
@@ -27,12 +27,15 @@ async def main(settings: BillingSettings, stop: asyncio.Event) -> None:
         await declare_topology(setup, topology, settings.carriers)
         await setup.close()
         best_effort = frozenset({topology.events_exchange})
-        relay = OutboxRelay(sessions, connection, best_effort_exchanges=best_effort, name="billing")
+        relay = OutboxRelay(
+            sessions, connection, origin=BILLING, best_effort_exchanges=best_effort, name="billing"
+        )
         # OTP send jobs get a relay of their own, so they never queue behind the many rows
         # of a campaign the main relay is publishing.
         priority_relay = OutboxRelay(
             sessions,
             connection,
+            origin=BILLING,
             best_effort_exchanges=best_effort,
             name="billing-priority",
             min_priority=PRIORITY_HIGH,

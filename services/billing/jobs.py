@@ -10,7 +10,7 @@ import orjson
 from libs.common.admission import Lane
 from libs.common.amqp import Topology
 from libs.common.ids import new_id
-from libs.common.outbox import PRIORITY_HIGH, PRIORITY_NORMAL, OutboxMessage
+from libs.common.outbox import BILLING, PRIORITY_HIGH, PRIORITY_NORMAL, OutboxMessage
 from services.billing.accepted import Accepted, validity
 from services.billing.settings import BillingSettings
 
@@ -57,6 +57,7 @@ def send_jobs(
             )
             jobs.append(
                 OutboxMessage(
+                    origin=BILLING,
                     exchange=topology.send_exchange,
                     routing_key=topology.send_routing_key(carrier, lane),
                     body=body,

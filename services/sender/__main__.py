@@ -10,7 +10,7 @@ from collections.abc import Callable
 from libs.common.amqp import Topology, connect, declare_topology, durable_queue
 from libs.common.db import create_engine, create_sessionmaker
 from libs.common.logging import configure_logging, get_logger
-from libs.common.outbox import OutboxRelay
+from libs.common.outbox import SENDER, OutboxRelay
 from libs.common.runtime import run
 from services.sender.carriers.pool import CarrierPool
 from services.sender.carriers.receiver import SmppReceiver
@@ -82,6 +82,7 @@ async def main(settings: SenderSettings, stop: asyncio.Event) -> None:
     relay = OutboxRelay(
         sessions,
         connection,
+        origin=SENDER,
         best_effort_exchanges=frozenset({topology.events_exchange}),
         name="sender",
     )

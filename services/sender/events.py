@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common.amqp import Topology
 from libs.common.events import EVENT_FOR_STATUS, utcnow
 from libs.common.ids import ulid
-from libs.common.outbox import OutboxMessage
+from libs.common.outbox import SENDER, OutboxMessage
 from services.sender.store import Changed
 
 
@@ -60,6 +60,7 @@ async def status_events(
         )
     return [
         OutboxMessage(
+            origin=SENDER,
             exchange=topology.events_exchange,
             routing_key=event_type,
             body=orjson.dumps(events),

@@ -15,9 +15,12 @@ class OutboxRow(Base):
     """An AMQP message committed with the state change it announces; the relay publishes it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_priority_id", text("priority DESC"), "id"),)
+    __table_args__ = (Index("ix_outbox_origin_priority_id", "origin", text("priority DESC"), "id"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    # The service whose relays publish the row, so a sender's stream of events never
+    # occupies billing's relays (which carry the OTP send jobs).
+    origin: Mapped[str] = mapped_column(Text, nullable=False)
     exchange: Mapped[str] = mapped_column(Text, nullable=False)
     routing_key: Mapped[str] = mapped_column(Text, nullable=False)
     message_id: Mapped[str] = mapped_column(Text, nullable=False)
