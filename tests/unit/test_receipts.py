@@ -234,3 +234,26 @@ def test_hex_and_decimal_forms_of_one_id_find_each_other_both_ways() -> None:
 def test_other_ids_only_get_leading_zeros_stripped() -> None:
     assert id_candidates("0a-17-uuid") == ["0a-17-uuid", "a-17-uuid"]
     assert id_candidates("") == []
+
+
+def test_tlv_receipts_keep_the_text_that_tells_messages_apart() -> None:
+    text = (
+        b"id:7 sub:001 dlvrd:001 submit date:2611220000 done date:2611220001"
+        b" stat:DELIVRD err:000 text:Your code: text:42"
+    )
+    receipt = parse_receipt(
+        0x04,
+        "256772123456",
+        text,
+        [(0x001E, b"7\0"), (0x0427, bytes([2]))],
+    )
+    assert receipt is not None
+    assert (receipt.carrier_message_id, receipt.state) == ("7", "DELIVRD")
+    assert receipt.text == "Your code: text:42"
+
+
+def test_an_error_only_in_the_text_is_kept_when_the_tlvs_lack_it() -> None:
+    text = b"id:8 stat:UNDELIV err:027 text:hello"
+    receipt = parse_receipt(0x04, "256772123456", text, [(0x001E, b"8\0"), (0x0427, bytes([5]))])
+    assert receipt is not None
+    assert (receipt.state, receipt.error_code) == ("UNDELIV", "027")
