@@ -14,6 +14,9 @@ class BillingSettings(CommonSettings):
     # A send with at most this many recipients rides the priority lane even without
     # "priority": "high", so an OTP never waits behind a campaign.
     priority_max_recipients: int = 10
-    job_size: int = 100
+    # Messages per send job: larger jobs cost the sender less per message (2,000 to
+    # 2,500 recipients/s in make bench going from 100 to 400); a job redelivered after a
+    # crash is re-checked whole, which bounds how large they should grow.
+    job_size: int = 400
     rpc_prefetch: int = 32
     refund_prefetch: int = 16
