@@ -128,11 +128,7 @@ class BenchPlatform:
 
     def log_tails(self, lines: int = 30) -> str:
         """The last lines of every process's log."""
-        out = []
-        for path in sorted(self.logs.glob("*.log")):
-            content = path.read_text(errors="replace").splitlines()[-lines:]
-            out.append(f"--- {path.name}\n" + "\n".join(content))
-        return "\n".join(out)
+        return self.stack.log_tails(lines)
 
 
 async def start_platform(

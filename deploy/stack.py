@@ -173,6 +173,16 @@ class Stack:
                 log.close()
             self._logs.clear()
 
+    def log_tails(self, lines: int = 30) -> str:
+        """The last lines of every process's log (with `log_dir`), for a failure report."""
+        if self.config.log_dir is None:
+            return ""
+        out = []
+        for path in sorted(self.config.log_dir.glob("*.log")):
+            content = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {path.name}\n" + "\n".join(content))
+        return "\n".join(out)
+
     def wait_healthy(self, timeout: float = 60.0) -> dict[str, object]:
         """Block until /healthz answers 200; raise with the last answer if it never does."""
         deadline = time.monotonic() + timeout

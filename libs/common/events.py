@@ -46,25 +46,6 @@ class Event(BaseModel):
     data: dict[str, Any]
 
 
-class MessageStatusData(BaseModel):
-    """What every message status event carries; enough for a receiver to order them.
-
-    The sender builds these as plain dicts for speed (services/sender/events.py); this
-    model is the schema consumers validate against.
-    """
-
-    message_id: str
-    batch_id: str
-    wallet_id: str
-    recipient: str
-    status: str
-    error_code: str | None = None
-    units: int
-    cost: int
-    carrier: str
-    carrier_message_id: str | None = None
-
-
 def encode_events(events: list[Event]) -> bytes:
     return orjson.dumps([event.model_dump(mode="json") for event in events])
 

@@ -107,7 +107,6 @@ class OutboxRelay:
         self._origin = origin
         # A relay for high-priority rows only never waits behind a campaign's bulk rows.
         self._min_priority = min_priority
-        self.published = 0
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -189,7 +188,6 @@ class OutboxRelay:
                 routing_key=row.routing_key,
                 error=repr(error),
             )
-        self.published += len(done)
         if failed and not done:
             raise ConnectionError("outbox publish failed")
         return len(done)

@@ -62,6 +62,10 @@ async def _report(
                 interval_s=interval,
                 in_hand=len(registry),
                 backlog={carrier: s.backlog for carrier, s in schedulers.items()},
+                # Held messages submitted again with no receipt: possible carrier duplicates.
+                resubmitted_after_hold={
+                    carrier: s.resubmitted_after_hold for carrier, s in schedulers.items()
+                },
                 writer_backlog=writer.backlog,
                 avg_flush_ms=round(moved.get("flush_ms", 0) / flushes, 1) if flushes else None,
                 **{k: v for k, v in moved.items() if k not in ("flush_ms",)},

@@ -102,13 +102,6 @@ class Platform:
         async with session_scope(self.sessions) as session:
             return await ledger_mismatches(session)
 
-    def log_tail(self, lines: int = 40) -> str:
-        out = []
-        for path in sorted(self.logs.glob("*.log")):
-            content = path.read_text(errors="replace").splitlines()[-lines:]
-            out.append(f"--- {path.name}\n" + "\n".join(content))
-        return "\n".join(out)
-
 
 @pytest.fixture(scope="session")
 def test_servers() -> Iterator[Servers]:
@@ -168,7 +161,7 @@ async def start_platform(
         try:
             await asyncio.to_thread(stack.wait_healthy, 60)
         except Exception as error:
-            raise RuntimeError(f"{error}\n{platform.log_tail()}") from error
+            raise RuntimeError(f"{error}\n{platform.stack.log_tails(40)}") from error
         return platform
 
     yield start

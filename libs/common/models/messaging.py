@@ -30,10 +30,6 @@ class MessageStatus(enum.StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"
 
-    @property
-    def is_final(self) -> bool:
-        return self not in (MessageStatus.QUEUED, MessageStatus.SENT)
-
 
 _STATUSES = ", ".join(f"'{s.value}'" for s in MessageStatus)
 

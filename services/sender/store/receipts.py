@@ -123,11 +123,8 @@ async def _apply_parts(
             "   bool_and(p.status = 'delivered') AS all_delivered"
             "   FROM message_parts p WHERE p.message_id = ANY(CAST(:ids AS text[]))"
             "   AND p.status IS NOT NULL GROUP BY p.message_id)"
-            " UPDATE messages m SET parts_done = d.n, updated_at = now(),"
-            "   status = CASE WHEN d.n >= m.units THEN"
-            "     CASE WHEN d.all_delivered THEN 'delivered' ELSE 'undelivered' END"
-            "     ELSE m.status END,"
-            "   done_at = CASE WHEN d.n >= m.units THEN now() ELSE m.done_at END"
+            " UPDATE messages m SET parts_done = d.n, updated_at = now(), done_at = now(),"
+            "   status = CASE WHEN d.all_delivered THEN 'delivered' ELSE 'undelivered' END"
             " FROM done d WHERE m.id = d.message_id AND m.status = 'sent' AND d.n >= m.units"
             f" RETURNING {RETURNED}"
         ),
