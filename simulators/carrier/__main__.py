@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from simulators.carrier.runner import configure_logging, run
 from simulators.carrier.settings import parse_settings
+from simulators.process import run_main
 
 
 def main() -> None:
     """Entry point."""
     settings = parse_settings()
     configure_logging()
-    try:
-        import uvloop
-    except ImportError:  # e.g. Windows, where uvloop does not exist
-        asyncio.run(run(settings))
-    else:
-        uvloop.run(run(settings))
+    run_main(run(settings))
 
 
 if __name__ == "__main__":
