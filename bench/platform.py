@@ -148,6 +148,7 @@ async def start_platform(
         http_port=free_port(),
         smpp_port=free_port(),
         simulator_http_port=free_port(),
+        mobile_money_port=free_port(),
         log_level=log_level,
         log_dir=logs,
         extra_env=extra_env,

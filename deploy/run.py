@@ -82,10 +82,13 @@ def _banner(config: StackConfig, creds: dict[str, str]) -> str:
     body = json.dumps(
         {"walletId": wallet, "message": "Hello from Wesendall", "recipient": "0772123456"}
     )
+    topup = json.dumps({"walletId": wallet, "amount": 5000, "phone_number": "0772123456"})
     return f"""
 Wesendall is running.
   API             {base}   (OpenAPI: {base}/api/v1/openapi.json, health: {base}/healthz)
   SMSC simulator  smpp://127.0.0.1:{config.smpp_port}   inspect: {config.simulator_url}/messages
+  Mobile Money    {config.mobile_money_url}   (MTN MoMo and Airtel Money simulator;
+                  inspect: {config.mobile_money_url}/_sim/requests)
   Demo wallet     {wallet} (UGX {DEMO_CREDIT:,} opening credit; saved in {saved})
 
 Try it:
@@ -93,6 +96,10 @@ Try it:
        -d '{body}' \\
        {base}/api/v1/sms/send
   curl -s -u {auth} '{base}/api/v1/account/balance?walletId={wallet}'
+  curl -s -u {auth} -H 'Content-Type: application/json' \\
+       -d '{topup}' \\
+       {base}/api/v1/account/topup
+  curl -s -u {auth} '{base}/api/v1/account/transactions?walletId={wallet}'
   curl -s -u {auth} '{base}/api/v1/sms/history?walletId={wallet}'
   curl -s '{config.simulator_url}/messages?recipient=%2B256772123456'
 

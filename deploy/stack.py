@@ -28,13 +28,14 @@ class Service:
     env: dict[str, str] = field(default_factory=dict)
 
 
-# Start order: the carrier simulator first (the senders bind to it), the gateway last.
+# Start order: the simulators first (the senders bind to the carrier one), the gateway last.
 # Two senders: one takes the priority lane (OTPs) first and holds no receiver binds, so
 # a campaign's submits and receipts never queue in front of a login code in its event loop;
 # the other takes bulk, holds the receiver binds, takes OTPs only if the first is gone,
 # and runs at a lower CPU priority so that on a shared machine the OTP path goes first.
 SERVICES: dict[str, Service] = {
     "carrier-simulator": Service(("-m", "simulators.carrier")),
+    "mobile-money-simulator": Service(("-m", "simulators.mobile_money")),
     "billing": Service(("-m", "services.billing")),
     "sender": Service(
         ("-m", "services.sender"),
@@ -60,6 +61,7 @@ class StackConfig:
     http_port: int = 8080
     smpp_port: int = 2775
     simulator_http_port: int = 8091
+    mobile_money_port: int = 8092
     log_format: str = "json"
     log_level: str = "INFO"
     # Extra environment for every process (settings overrides), and for single ones.
@@ -76,8 +78,16 @@ class StackConfig:
     def simulator_url(self) -> str:
         return f"http://127.0.0.1:{self.simulator_http_port}"
 
+    @property
+    def mobile_money_url(self) -> str:
+        return f"http://127.0.0.1:{self.mobile_money_port}"
+
     def env(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("SIM_")}
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("SIM_", "MOMO_SIM_"))
+        }
         env.update(
             {
                 "WESENDALL_ENVIRONMENT": self.environment,
@@ -91,6 +101,13 @@ class StackConfig:
                 **{f"WESENDALL_CARRIER_LINKS__{c}__PORT": str(self.smpp_port) for c in _CARRIERS},
                 "SIM_SMPP_PORT": str(self.smpp_port),
                 "SIM_HTTP_PORT": str(self.simulator_http_port),
+                # Both providers' APIs are served by the Mobile Money simulator; Airtel calls
+                # back the one URL configured for the merchant app, MTN the URL we pass.
+                "WESENDALL_MOBILE_MONEY__MTN__BASE_URL": self.mobile_money_url,
+                "WESENDALL_MOBILE_MONEY__AIRTEL__BASE_URL": self.mobile_money_url,
+                "WESENDALL_MOBILE_MONEY__CALLBACK_BASE_URL": self.base_url,
+                "MOMO_SIM_PORT": str(self.mobile_money_port),
+                "MOMO_SIM_AIRTEL_CALLBACK_URL": f"{self.base_url}/callbacks/airtel",
                 "PYTHONUNBUFFERED": "1",
             }
         )

@@ -55,6 +55,16 @@ class Topology:
     def billing_refunds_queue(self) -> str:
         return self._n("billing.refunds")
 
+    @property
+    def billing_deposits_rpc_queue(self) -> str:
+        """Top-up starts: kept apart from admissions, which must never wait on a provider."""
+        return self._n("billing.deposits.rpc")
+
+    @property
+    def billing_deposit_checks_queue(self) -> str:
+        """Commands to ask a provider where a deposit stands (sent on its callbacks)."""
+        return self._n("billing.deposit-checks")
+
     def send_queue(self, carrier: str, lane: str) -> str:
         return self._n(f"send.{carrier}.{lane}")
 
@@ -101,6 +111,8 @@ def queue_arguments(topology: Topology, carriers: Iterable[str]) -> dict[str, di
         }
     queues[topology.billing_rpc_queue] = {**dead_lettered, "x-delivery-limit": 5}
     queues[topology.billing_refunds_queue] = {**dead_lettered, "x-delivery-limit": 20}
+    queues[topology.billing_deposits_rpc_queue] = {**dead_lettered, "x-delivery-limit": 5}
+    queues[topology.billing_deposit_checks_queue] = {**dead_lettered, "x-delivery-limit": 20}
     return queues
 
 
@@ -152,6 +164,8 @@ async def delete_topology(
         topology.dead_letter_queue,
         topology.billing_rpc_queue,
         topology.billing_refunds_queue,
+        topology.billing_deposits_rpc_queue,
+        topology.billing_deposit_checks_queue,
         *(topology.retry_queue(d) for d in RETRY_DELAYS),
         *(topology.send_queue(c, lane) for c in carriers for lane in LANES),
     ]

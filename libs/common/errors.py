@@ -80,3 +80,8 @@ class SendFailed(DomainError):
 
 class InternalError(DomainError):
     code, status = "internal_error", 500
+
+
+class InvalidSignature(DomainError):
+    code, status = "invalid_signature", 401
+    default_message = "The request's signature does not match its body."

@@ -21,6 +21,9 @@ MESSAGE_UNDELIVERED = "message.undelivered"
 MESSAGE_FAILED = "message.failed"
 MESSAGE_EXPIRED = "message.expired"
 KEY_REVOKED = "key.revoked"
+DEPOSIT_SUCCEEDED = "deposit.succeeded"
+# Declined, refused by the provider, or expired unanswered: `data.status` says which.
+DEPOSIT_FAILED = "deposit.failed"
 
 EVENT_FOR_STATUS = {
     "sent": MESSAGE_SENT,

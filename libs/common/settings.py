@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from libs.common.mobile_money import MobileMoneySettings
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/wesendall"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -43,6 +45,15 @@ class CommonSettings(BaseSettings):
     bcrypt_rounds: int = 12
     db_pool_size: int = 10
     db_max_overflow: int = 5
+    # Top-up providers (billing calls them; the gateway checks their callbacks).
+    mobile_money: MobileMoneySettings = MobileMoneySettings()
+
+    @model_validator(mode="after")
+    def _production_secrets_set(self) -> CommonSettings:
+        default = MobileMoneySettings().callback_secret.get_secret_value()
+        if self.is_production and self.mobile_money.callback_secret.get_secret_value() == default:
+            raise ValueError("WESENDALL_MOBILE_MONEY__CALLBACK_SECRET must be set in production")
+        return self
 
     @property
     def is_production(self) -> bool:

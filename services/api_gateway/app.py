@@ -29,10 +29,12 @@ from services.api_gateway.context import (
     SESSIONS,
     SETTINGS,
     TOPOLOGY,
+    TOPUPS,
 )
 from services.api_gateway.ratelimit import RateLimiter
-from services.api_gateway.routes import account, docs, groups, health, sms
+from services.api_gateway.routes import account, callbacks, docs, groups, health, sms, topups
 from services.api_gateway.settings import GatewaySettings
+from services.api_gateway.topup_client import TopUpClient
 
 log = get_logger(__name__)
 # Bodies above this are refused before parsing: 10,000 recipients fit easily.
@@ -50,7 +52,15 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app[LIMITER] = RateLimiter(settings.default_rate_limit)
     app[CACHES] = {}
     app.cleanup_ctx.extend([_database, _broker, _last_used_flusher])
-    for table in (account.routes, sms.routes, groups.routes, health.routes, docs.routes):
+    for table in (
+        account.routes,
+        topups.routes,
+        sms.routes,
+        groups.routes,
+        callbacks.routes,
+        health.routes,
+        docs.routes,
+    ):
         app.add_routes(table)
     return app
 
@@ -87,6 +97,13 @@ async def _broker(app: web.Application) -> AsyncIterator[None]:
         batch_max_recipients=settings.rpc_batch_max_recipients,
         batch_size=settings.rpc_batch_size,
         max_in_flight=settings.rpc_max_in_flight,
+    )
+    app[TOPUPS] = TopUpClient(
+        rpc,
+        connection,
+        start_queue=topology.billing_deposits_rpc_queue,
+        checks_queue=topology.billing_deposit_checks_queue,
+        timeout=settings.rpc_timeout,
     )
     yield
     await connection.close()

@@ -12,6 +12,7 @@ from services.api_gateway.auth import Authenticator
 from services.api_gateway.billing_client import BillingClient
 from services.api_gateway.ratelimit import RateLimiter
 from services.api_gateway.settings import GatewaySettings
+from services.api_gateway.topup_client import TopUpClient
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
@@ -21,5 +22,6 @@ AUTH = web.AppKey("auth", Authenticator)
 LIMITER = web.AppKey("limiter", RateLimiter)
 AMQP = web.AppKey("amqp", AbstractRobustConnection)
 BILLING = web.AppKey("billing", BillingClient)
+TOPUPS = web.AppKey("topups", TopUpClient)
 # Process-local memo (health result, the OpenAPI document), created with the app.
 CACHES = web.AppKey("caches", dict)

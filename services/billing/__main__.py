@@ -1,8 +1,10 @@
-"""python -m services.billing: admissions over RPC, refunds from events, the outbox relay."""
+"""python -m services.billing: admissions and top-ups over RPC, refunds, reconciliation, relays."""
 
 from __future__ import annotations
 
 import asyncio
+
+from aio_pika.abc import AbstractChannel, AbstractQueue
 
 from libs.common.amqp import Topology, connect, declare_topology, durable_queue
 from libs.common.db import create_engine, create_sessionmaker
@@ -11,7 +13,9 @@ from libs.common.outbox import BILLING, PRIORITY_HIGH, OutboxRelay
 from libs.common.rpc import RpcServer
 from libs.common.runtime import run
 from services.billing.consumers import BillingConsumers
+from services.billing.mobile_money import create_providers
 from services.billing.settings import BillingSettings
+from services.billing.topups import TopUps
 
 log = get_logger(__name__)
 
@@ -40,32 +44,50 @@ async def main(settings: BillingSettings, stop: asyncio.Event) -> None:
             name="billing-priority",
             min_priority=PRIORITY_HIGH,
         )
-        consumers = BillingConsumers(sessions, settings, topology, [priority_relay, relay])
-        rpc_channel = await connection.channel()
-        await rpc_channel.set_qos(prefetch_count=settings.rpc_prefetch)
-        rpc_queue = await durable_queue(
-            rpc_channel, topology, settings.carriers, topology.billing_rpc_queue
+        topups = TopUps(
+            sessions, settings, topology, create_providers(settings.mobile_money), [relay]
         )
-        rpc = RpcServer(rpc_channel, rpc_queue, consumers.handle_admit)
+        consumers = BillingConsumers(sessions, settings, topology, [priority_relay, relay], topups)
+
+        async def queue(name: str, prefetch: int) -> tuple[AbstractChannel, AbstractQueue]:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=prefetch)
+            return channel, await durable_queue(channel, topology, settings.carriers, name)
+
+        rpc = RpcServer(
+            *await queue(topology.billing_rpc_queue, settings.rpc_prefetch),
+            consumers.handle_admit,
+        )
         await rpc.start()
-        refunds_channel = await connection.channel()
-        await refunds_channel.set_qos(prefetch_count=settings.refund_prefetch)
-        refunds = await durable_queue(
-            refunds_channel, topology, settings.carriers, topology.billing_refunds_queue
+        deposits_rpc = RpcServer(
+            *await queue(topology.billing_deposits_rpc_queue, settings.deposit_rpc_prefetch),
+            consumers.handle_start_deposit,
+        )
+        await deposits_rpc.start()
+        refunds_channel, refunds = await queue(
+            topology.billing_refunds_queue, settings.refund_prefetch
         )
         await refunds.consume(consumers.handle_refunds)
+        checks_channel, checks = await queue(
+            topology.billing_deposit_checks_queue, settings.deposit_check_prefetch
+        )
+        await checks.consume(consumers.handle_deposit_check)
         relay_tasks = [
             asyncio.create_task(relay.run(), name="outbox-relay"),
             asyncio.create_task(priority_relay.run(), name="outbox-relay-priority"),
+            asyncio.create_task(topups.reconcile_forever(), name="deposit-reconciler"),
         ]
         log.info("billing.started", carriers=settings.carriers)
         await stop.wait()
         log.info("billing.stopping")
         await rpc.stop()
+        await deposits_rpc.stop()
         await refunds_channel.close()
+        await checks_channel.close()
         for task in relay_tasks:
             task.cancel()
         await asyncio.gather(*relay_tasks, return_exceptions=True)
+        await topups.close()
     finally:
         await connection.close()
         await engine.dispose()

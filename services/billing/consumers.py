@@ -7,6 +7,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+import orjson
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,11 +17,13 @@ from libs.common.amqp import Topology
 from libs.common.db import session_scope
 from libs.common.events import decode_events
 from libs.common.logging import get_logger
+from libs.common.mobile_money import StartDeposit
 from libs.common.outbox import OutboxRelay
 from libs.common.rpc import REDELIVERED
 from services.billing.admission import admit_for_wallet
 from services.billing.ledger import refund_messages
 from services.billing.settings import BillingSettings
+from services.billing.topups import TopUps
 
 log = get_logger(__name__)
 
@@ -32,11 +35,13 @@ class BillingConsumers:
         settings: BillingSettings,
         topology: Topology,
         relays: list[OutboxRelay],
+        topups: TopUps,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._topology = topology
         self._relays = relays
+        self._topups = topups
 
     async def handle_admit(self, body: bytes, headers: dict[str, Any]) -> bytes:
         """Admit every request in the message, one transaction per wallet, wallets in parallel."""
@@ -93,6 +98,22 @@ class BillingConsumers:
             events = decode_events(message.body)
             async with session_scope(self._sessions) as session:
                 await refund_messages(session, events)
+
+    async def handle_start_deposit(self, body: bytes, headers: dict[str, Any]) -> bytes:
+        """Start a top-up; a redelivered request finds its deposit by id and starts nothing new."""
+        request = StartDeposit.model_validate_json(body)
+        structlog.contextvars.bind_contextvars(
+            request_id=request.request_id, deposit_id=request.deposit_id
+        )
+        reply = await self._topups.start(request)
+        return reply.model_dump_json().encode()
+
+    async def handle_deposit_check(self, message: AbstractIncomingMessage) -> None:
+        """A provider called back about a deposit: ask its status now; ack once acted on."""
+        async with message.process(requeue=True):
+            deposit_id = orjson.loads(message.body)["deposit_id"]
+            structlog.contextvars.bind_contextvars(deposit_id=deposit_id)
+            await self._topups.check(deposit_id, why="callback")
 
 
 def _failed(admission: Admission, error: Any) -> AdmitResult:

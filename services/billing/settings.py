@@ -20,3 +20,21 @@ class BillingSettings(CommonSettings):
     job_size: int = 400
     rpc_prefetch: int = 32
     refund_prefetch: int = 16
+    # Top-ups. A deposit the provider still reports pending (or never received) this long
+    # after it was started expires; MTN gives the payer about five minutes to approve.
+    deposit_expiry: timedelta = timedelta(minutes=15)
+    # How long the start of a top-up waits for the provider before answering "pending"
+    # (the request goes on in the background; the reconciler covers a crash).
+    deposit_initiate_wait: float = 5.0
+    # Status checks for deposits whose callback has not come: first after this, then
+    # doubling up to the maximum. A request that may not have reached the provider is
+    # looked for (and sent again under the same reference) after `deposit_retry_after`.
+    deposit_first_check: timedelta = timedelta(seconds=30)
+    deposit_max_check_interval: timedelta = timedelta(minutes=2)
+    deposit_retry_after: timedelta = timedelta(seconds=10)
+    reconcile_interval: float = 2.0
+    reconcile_batch: int = 20
+    # MTN allows about 10 status requests a second.
+    reconcile_concurrency: int = 5
+    deposit_rpc_prefetch: int = 8
+    deposit_check_prefetch: int = 8

@@ -84,6 +84,23 @@ class Customer:
             "GET", "/api/v1/sms/history", params={"walletId": self.wallet_id, **params}
         )
 
+    async def topup(self, amount: Any, phone_number: Any, **extra: Any) -> Reply:
+        headers = extra.pop("headers", None)
+        body = {"walletId": self.wallet_id, "amount": amount, "phone_number": phone_number}
+        return await self.request(
+            "POST", "/api/v1/account/topup", json={**body, **extra}, headers=headers
+        )
+
+    async def deposit(self, deposit_id: str) -> Reply:
+        return await self.request(
+            "GET", f"/api/v1/account/topup/{deposit_id}", params={"walletId": self.wallet_id}
+        )
+
+    async def transactions(self, **params: Any) -> Reply:
+        return await self.request(
+            "GET", "/api/v1/account/transactions", params={"walletId": self.wallet_id, **params}
+        )
+
     async def batch(self, batch_id: str) -> Reply:
         return await self.request(
             "GET", f"/api/v1/sms/batches/{batch_id}", params={"walletId": self.wallet_id}

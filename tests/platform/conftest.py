@@ -44,6 +44,14 @@ TEST_ENV = {
     "WESENDALL_REPORT_INTERVAL": "1",
     "WESENDALL_VOLUME_TIER_UNITS": "1000",
     "SIM_RECEIPT_DELAY": "0.1",
+    # Top-ups: payers approve fast, silent deposits are polled every second, and one the
+    # payer never answers expires after a few seconds instead of fifteen minutes.
+    "MOMO_SIM_APPROVAL_DELAY": "0.3",
+    "WESENDALL_DEPOSIT_EXPIRY": "PT6S",
+    "WESENDALL_DEPOSIT_FIRST_CHECK": "PT1S",
+    "WESENDALL_DEPOSIT_MAX_CHECK_INTERVAL": "PT1S",
+    "WESENDALL_DEPOSIT_RETRY_AFTER": "PT1S",
+    "WESENDALL_RECONCILE_INTERVAL": "0.3",
 }
 
 
@@ -87,6 +95,13 @@ class Platform:
         async with self.http.get(self.config.simulator_url + path, params=params) as response:
             return await response.json()
 
+    async def mobile_money(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the Mobile Money simulator's inspection and control endpoints."""
+        url = self.config.mobile_money_url + path
+        async with self.http.request(method, url, json=body) as response:
+            assert response.status < 300, await response.text()
+            return await response.json() if response.content_length != 0 else None
+
     async def simulator_messages(self, recipient: str) -> list[dict[str, Any]]:
         return (await self.simulator("/messages", recipient=recipient))["data"]
 
@@ -123,31 +138,35 @@ async def template_database(test_servers: Servers) -> AsyncIterator[str]:
 StartPlatform = Callable[..., Awaitable[Platform]]
 
 
-@pytest.fixture(scope="session")
-async def start_platform(
-    test_servers: Servers, template_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[StartPlatform]:
-    """Start platforms (each with its own database and namespace); all stop at the end."""
-    started: list[tuple[Platform, str, str]] = []
+@dataclass
+class Platforms:
+    """Starts platforms (each with its own database and AMQP namespace) and stops them."""
+
+    servers: Servers
+    template: str
+    tmp: pytest.TempPathFactory
+    running: list[tuple[Platform, str, str]] = field(default_factory=list)
 
     async def start(
+        self,
         *,
         amqp_url: str | None = None,
         extra_env: dict[str, str] | None = None,
         service_env: dict[str, dict[str, str]] | None = None,
     ) -> Platform:
         name = unique("wesendall_test_")
-        url = await create_database(test_servers.database_url, name, template=template_database)
+        url = await create_database(self.servers.database_url, name, template=self.template)
         namespace = unique("t") + "."
-        logs = tmp_path_factory.mktemp("platform")
+        logs = self.tmp.mktemp("platform")
         config = StackConfig(
             database_url=url,
-            amqp_url=amqp_url or test_servers.amqp_url,
+            amqp_url=amqp_url or self.servers.amqp_url,
             amqp_namespace=namespace,
             environment="test",
             http_port=free_port(),
             smpp_port=free_port(),
             simulator_http_port=free_port(),
+            mobile_money_port=free_port(),
             log_dir=logs,
             extra_env={**TEST_ENV, **(extra_env or {})},
             service_env=service_env or {},
@@ -156,7 +175,7 @@ async def start_platform(
         engine = create_engine(CommonSettings(database_url=url, db_pool_size=4), "wesendall-tests")
         http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         platform = Platform(stack, config, engine, create_sessionmaker(engine), http, logs)
-        started.append((platform, name, namespace))
+        self.running.append((platform, name, namespace))
         stack.start()
         try:
             await asyncio.to_thread(stack.wait_healthy, 60)
@@ -164,13 +183,44 @@ async def start_platform(
             raise RuntimeError(f"{error}\n{platform.stack.log_tails(40)}") from error
         return platform
 
+    async def stop(self, platform: Platform) -> None:
+        """Stop its processes and drop its database and namespace."""
+        for entry in list(self.running):
+            if entry[0] is platform:
+                self.running.remove(entry)
+                _, name, namespace = entry
+                await asyncio.to_thread(platform.stack.stop)
+                await platform.http.close()
+                await platform.engine.dispose()
+                await drop_database(self.servers.database_url, name)
+                await _delete_namespace(self.servers.amqp_url, namespace)
+
+
+@pytest.fixture(scope="session")
+async def platforms(
+    test_servers: Servers, template_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Platforms]:
+    found = Platforms(test_servers, template_database, tmp_path_factory)
+    yield found
+    for platform, _, _ in reversed(list(found.running)):
+        await found.stop(platform)
+
+
+@pytest.fixture
+async def start_platform(platforms: Platforms) -> AsyncIterator[StartPlatform]:
+    """Platforms of the test's own, stopped when it ends: each holds up to ~60 database
+    connections, so they must not pile up for the whole run (Postgres allows 100).
+    """
+    started: list[Platform] = []
+
+    async def start(**options: Any) -> Platform:
+        platform = await platforms.start(**options)
+        started.append(platform)
+        return platform
+
     yield start
-    for platform, name, namespace in reversed(started):
-        await asyncio.to_thread(platform.stack.stop)
-        await platform.http.close()
-        await platform.engine.dispose()
-        await drop_database(test_servers.database_url, name)
-        await _delete_namespace(test_servers.amqp_url, namespace)
+    for platform in reversed(started):
+        await platforms.stop(platform)
 
 
 async def _delete_namespace(amqp_url: str, namespace: str) -> None:
@@ -184,9 +234,9 @@ async def _delete_namespace(amqp_url: str, namespace: str) -> None:
 
 
 @pytest.fixture(scope="session")
-async def platform(start_platform: StartPlatform) -> Platform:
+async def platform(platforms: Platforms) -> Platform:
     """The shared platform; tests isolate themselves by each using their own wallets."""
-    return await start_platform()
+    return await platforms.start()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from libs.common.models.accounts import Account, ApiKey, Wallet
 from libs.common.models.base import Base
 from libs.common.models.contacts import Contact, Group
+from libs.common.models.deposits import Deposit
 from libs.common.models.ledger import LedgerEntry, LedgerKind, WalletUsage
 from libs.common.models.messaging import (
     Batch,
@@ -19,6 +20,7 @@ __all__ = [
     "Base",
     "Batch",
     "Contact",
+    "Deposit",
     "Group",
     "IdempotencyRecord",
     "LedgerEntry",

@@ -35,6 +35,13 @@ class LedgerEntry(Base):
             unique=True,
             postgresql_where=text("kind = 'refund'"),
         ),
+        # One credit per deposit: a replayed callback or a racing poll cannot pay twice.
+        Index(
+            "uq_ledger_entries_deposit_reference",
+            "reference",
+            unique=True,
+            postgresql_where=text("kind = 'deposit'"),
+        ),
         Index("ix_ledger_entries_wallet_id_id", "wallet_id", "id"),
     )
 

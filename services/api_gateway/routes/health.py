@@ -46,7 +46,12 @@ async def _checks(app: web.Application) -> dict[str, str]:
         checks["postgres"] = f"down: {type(error).__name__}"
     topology, carriers = app[TOPOLOGY], app[SETTINGS].carriers
     consumers = {
-        "billing": [topology.billing_rpc_queue, topology.billing_refunds_queue],
+        "billing": [
+            topology.billing_rpc_queue,
+            topology.billing_refunds_queue,
+            topology.billing_deposits_rpc_queue,
+            topology.billing_deposit_checks_queue,
+        ],
         **{
             f"sender.{c}": [topology.send_queue(c, "priority"), topology.send_queue(c, "bulk")]
             for c in carriers
