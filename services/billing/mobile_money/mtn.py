@@ -7,6 +7,7 @@ callback is sent once, unsigned and without the reference id, so the status GET 
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import aiohttp
@@ -60,9 +61,10 @@ class MtnMomo:
         await self._http.close()
 
     async def _fetch_token(self) -> tuple[str, float]:
-        auth = aiohttp.BasicAuth(self._settings.api_user, self._settings.api_key.get_secret_value())
+        credentials = f"{self._settings.api_user}:{self._settings.api_key.get_secret_value()}"
+        auth = {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
         try:
-            async with self._http.post(f"{self._base}/collection/token/", auth=auth) as response:
+            async with self._http.post(f"{self._base}/collection/token/", headers=auth) as response:
                 body = await json_object(response)
                 if response.status != 200 or "access_token" not in body:
                     log.error("mtn.token_refused", status=response.status)
