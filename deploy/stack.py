@@ -48,6 +48,7 @@ SERVICES: dict[str, Service] = {
             **{f"WESENDALL_CARRIER_LINKS__{c}__RECEIVER_BINDS": "0" for c in _CARRIERS},
         },
     ),
+    "webhooks": Service(("-m", "services.webhooks")),
     "api_gateway": Service(("-m", "services.api_gateway")),
 }
 

@@ -20,6 +20,8 @@ from libs.common.settings import CommonSettings
 QUORUM: dict[str, Any] = {"x-queue-type": "quorum"}
 # Retry delays for send jobs that a carrier could not take now (seconds).
 RETRY_DELAYS = (5, 30, 300)
+# What the webhooks service hears: status changes, deposit outcomes, and test pings.
+WEBHOOK_BINDINGS = ("message.*", "deposit.*", "webhook.ping")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,15 @@ class Topology:
     def billing_deposit_checks_queue(self) -> str:
         """Commands to ask a provider where a deposit stands (sent on its callbacks)."""
         return self._n("billing.deposit-checks")
+
+    @property
+    def webhooks_events_queue(self) -> str:
+        return self._n("webhooks.events")
+
+    @property
+    def webhooks_commands_queue(self) -> str:
+        """Replays asked for through the API."""
+        return self._n("webhooks.commands")
 
     def send_queue(self, carrier: str, lane: str) -> str:
         return self._n(f"send.{carrier}.{lane}")
@@ -113,6 +124,8 @@ def queue_arguments(topology: Topology, carriers: Iterable[str]) -> dict[str, di
     queues[topology.billing_refunds_queue] = {**dead_lettered, "x-delivery-limit": 20}
     queues[topology.billing_deposits_rpc_queue] = {**dead_lettered, "x-delivery-limit": 5}
     queues[topology.billing_deposit_checks_queue] = {**dead_lettered, "x-delivery-limit": 20}
+    queues[topology.webhooks_events_queue] = {**dead_lettered, "x-delivery-limit": 20}
+    queues[topology.webhooks_commands_queue] = {**dead_lettered, "x-delivery-limit": 20}
     return queues
 
 
@@ -154,6 +167,8 @@ async def declare_topology(
         await queues[topology.retry_queue(delay)].bind(exchange)
     for event_type in REFUNDED_EVENTS:
         await queues[topology.billing_refunds_queue].bind(events, event_type)
+    for pattern in WEBHOOK_BINDINGS:
+        await queues[topology.webhooks_events_queue].bind(events, pattern)
 
 
 async def delete_topology(
@@ -166,6 +181,8 @@ async def delete_topology(
         topology.billing_refunds_queue,
         topology.billing_deposits_rpc_queue,
         topology.billing_deposit_checks_queue,
+        topology.webhooks_events_queue,
+        topology.webhooks_commands_queue,
         *(topology.retry_queue(d) for d in RETRY_DELAYS),
         *(topology.send_queue(c, lane) for c in carriers for lane in LANES),
     ]

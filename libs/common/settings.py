@@ -47,6 +47,9 @@ class CommonSettings(BaseSettings):
     db_max_overflow: int = 5
     # Top-up providers (billing calls them; the gateway checks their callbacks).
     mobile_money: MobileMoneySettings = MobileMoneySettings()
+    # Webhook URLs on loopback, private, link-local or metadata addresses: refused
+    # unless this is true. Unset, they are allowed in dev and test only.
+    webhooks_allow_private_targets: bool | None = None
 
     @model_validator(mode="after")
     def _production_secrets_set(self) -> CommonSettings:
@@ -58,3 +61,9 @@ class CommonSettings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def allow_private_webhooks(self) -> bool:
+        if self.webhooks_allow_private_targets is not None:
+            return self.webhooks_allow_private_targets
+        return self.environment in (Environment.DEV, Environment.TEST)

@@ -26,13 +26,25 @@ from services.api_gateway.context import (
     CACHES,
     LIMITER,
     PREFIXES,
+    PUBLISHER,
     SESSIONS,
     SETTINGS,
     TOPOLOGY,
     TOPUPS,
 )
+from services.api_gateway.publisher import Publisher
 from services.api_gateway.ratelimit import RateLimiter
-from services.api_gateway.routes import account, callbacks, docs, groups, health, sms, topups
+from services.api_gateway.routes import (
+    account,
+    callbacks,
+    docs,
+    groups,
+    health,
+    sms,
+    topups,
+    webhook_deliveries,
+    webhooks,
+)
 from services.api_gateway.settings import GatewaySettings
 from services.api_gateway.topup_client import TopUpClient
 
@@ -58,6 +70,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
         sms.routes,
         groups.routes,
         callbacks.routes,
+        webhooks.routes,
+        webhook_deliveries.routes,
         health.routes,
         docs.routes,
     ):
@@ -98,9 +112,10 @@ async def _broker(app: web.Application) -> AsyncIterator[None]:
         batch_size=settings.rpc_batch_size,
         max_in_flight=settings.rpc_max_in_flight,
     )
+    app[PUBLISHER] = Publisher(connection, settings.rpc_timeout)
     app[TOPUPS] = TopUpClient(
         rpc,
-        connection,
+        app[PUBLISHER],
         start_queue=topology.billing_deposits_rpc_queue,
         checks_queue=topology.billing_deposit_checks_queue,
         timeout=settings.rpc_timeout,

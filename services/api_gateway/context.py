@@ -10,6 +10,7 @@ from libs.common.amqp import Topology
 from libs.common.phones import PrefixTable
 from services.api_gateway.auth import Authenticator
 from services.api_gateway.billing_client import BillingClient
+from services.api_gateway.publisher import Publisher
 from services.api_gateway.ratelimit import RateLimiter
 from services.api_gateway.settings import GatewaySettings
 from services.api_gateway.topup_client import TopUpClient
@@ -23,5 +24,6 @@ LIMITER = web.AppKey("limiter", RateLimiter)
 AMQP = web.AppKey("amqp", AbstractRobustConnection)
 BILLING = web.AppKey("billing", BillingClient)
 TOPUPS = web.AppKey("topups", TopUpClient)
+PUBLISHER = web.AppKey("publisher", Publisher)
 # Process-local memo (health result, the OpenAPI document), created with the app.
 CACHES = web.AppKey("caches", dict)

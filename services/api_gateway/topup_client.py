@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import time
 
-import aio_pika
 import orjson
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from libs.common.errors import InternalError, SendFailed
 from libs.common.logging import get_logger
 from libs.common.mobile_money import StartDeposit, StartDepositReply
 from libs.common.rpc import RpcClient, RpcTimeout, RpcUnavailable
+from services.api_gateway.publisher import Publisher
 
 log = get_logger(__name__)
 
@@ -20,18 +19,17 @@ class TopUpClient:
     def __init__(
         self,
         rpc: RpcClient,
-        connection: AbstractRobustConnection,
+        publisher: Publisher,
         *,
         start_queue: str,
         checks_queue: str,
         timeout: float,
     ) -> None:
         self._rpc = rpc
-        self._connection = connection
+        self._publisher = publisher
         self._start_queue = start_queue
         self._checks_queue = checks_queue
         self._timeout = timeout
-        self._channel: AbstractChannel | None = None
 
     async def start(self, request: StartDeposit) -> StartDepositReply:
         """Billing's answer; SendFailed when the broker is away, InternalError on no answer."""
@@ -50,15 +48,7 @@ class TopUpClient:
 
     async def request_check(self, deposit_id: str, provider: str) -> None:
         """Ask billing to look up the deposit's status now (persistent, confirmed publish)."""
-        if self._channel is None or self._channel.is_closed:
-            self._channel = await self._connection.channel(publisher_confirms=True)
-        await self._channel.default_exchange.publish(
-            aio_pika.Message(
-                orjson.dumps({"deposit_id": deposit_id, "provider": provider}),
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
+        await self._publisher.publish(
+            orjson.dumps({"deposit_id": deposit_id, "provider": provider}),
             routing_key=self._checks_queue,
-            mandatory=True,
-            timeout=self._timeout,
         )

@@ -33,6 +33,7 @@ from tests.infra import (
     unique,
 )
 from tests.platform.client import Customer
+from tests.platform.receiver import Receiver
 
 # Settings that make failure paths observable within a test's patience.
 TEST_ENV = {
@@ -52,6 +53,11 @@ TEST_ENV = {
     "WESENDALL_DEPOSIT_MAX_CHECK_INTERVAL": "PT1S",
     "WESENDALL_DEPOSIT_RETRY_AFTER": "PT1S",
     "WESENDALL_RECONCILE_INTERVAL": "0.3",
+    # Webhooks: short timeouts and retries within seconds instead of over a day.
+    "WESENDALL_WEBHOOK_TIMEOUT": "2",
+    "WESENDALL_WEBHOOK_RETRY_SCHEDULE": '["PT0.3S", "PT0.6S", "PT1S"]',
+    "WESENDALL_WEBHOOK_BREAKER_COOLDOWN": "PT1S",
+    "WESENDALL_WEBHOOK_POLL_INTERVAL": "0.2",
 }
 
 
@@ -237,6 +243,15 @@ async def _delete_namespace(amqp_url: str, namespace: str) -> None:
 async def platform(platforms: Platforms) -> Platform:
     """The shared platform; tests isolate themselves by each using their own wallets."""
     return await platforms.start()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A customer's webhook receiver on a free port of this machine."""
+    found = Receiver()
+    await found.start()
+    yield found
+    await found.stop()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from libs.common.models.messaging import (
     PendingReceipt,
 )
 from libs.common.models.platform import IdempotencyRecord, OutboxRow
+from libs.common.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Account",
@@ -32,4 +33,7 @@ __all__ = [
     "PendingReceipt",
     "Wallet",
     "WalletUsage",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

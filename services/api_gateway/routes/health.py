@@ -52,6 +52,7 @@ async def _checks(app: web.Application) -> dict[str, str]:
             topology.billing_deposits_rpc_queue,
             topology.billing_deposit_checks_queue,
         ],
+        "webhooks": [topology.webhooks_events_queue, topology.webhooks_commands_queue],
         **{
             f"sender.{c}": [topology.send_queue(c, "priority"), topology.send_queue(c, "bulk")]
             for c in carriers

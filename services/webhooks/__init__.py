@@ -1,0 +1,1 @@
+"""The webhooks service: signed, retried, isolated deliveries of events to customer URLs."""

@@ -1,0 +1,132 @@
+"""Webhooks under attack and failure: private targets refused, dead endpoints disabled,
+a dispatcher killed mid-delivery loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from libs.common.webhooks import new_secret
+from tests.platform.client import Customer, eventually
+from tests.platform.conftest import Platform, StartPlatform
+from tests.platform.receiver import Receiver
+from tests.platform.test_webhooks import deliveries, received, register
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1:8080/hook", "loopback_address"),
+        ("http://localhost/hook", "loopback_address"),
+        ("http://[::1]/hook", "loopback_address"),
+        ("http://10.1.2.3/hook", "private_address"),
+        ("http://192.168.1.10/hook", "private_address"),
+        ("http://169.254.169.254/latest/meta-data/", "metadata_address"),
+        ("http://metadata.google.internal/computeMetadata/v1/", "metadata_address"),
+        ("http://0x7f.1/hook", "bad_host"),
+    ],
+)
+async def test_private_targets_are_refused_outside_dev_and_test(
+    locked_down: Platform, url: str, reason: str
+) -> None:
+    customer = await locked_down.customer()
+    reply = await customer.request(
+        "POST", "/api/v1/webhooks", json={"walletId": customer.wallet_id, "url": url}
+    )
+    assert reply.status == 422 and reply.code == "validation_failed", reply
+    assert reply.body["error"]["details"][0]["reason"] == reason
+
+
+@pytest.fixture(scope="module")
+async def locked_down(platforms: Any) -> AsyncIterator[Platform]:
+    """A platform that refuses private webhook targets, as production does, and disables
+    an endpoint after one second of failures."""
+    platform = await platforms.start(
+        extra_env={
+            "WESENDALL_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "false",
+            "WESENDALL_WEBHOOK_DISABLE_AFTER": "PT1S",
+        }
+    )
+    yield platform
+    await platforms.stop(platform)
+
+
+async def _endpoint_behind_the_api(platform: Platform, customer: Customer, url: str) -> str:
+    """An endpoint whose URL passed the API's check and now leads somewhere private (as a
+    DNS name re-pointed at 127.0.0.1 would); written directly, as the API would refuse it."""
+    endpoint_id = f"wh_private{customer.wallet_id[-8:]}"
+    await platform.scalar(
+        "INSERT INTO webhook_endpoints (id, wallet_id, url, secret)"
+        " VALUES (:id, :w, :url, :s) RETURNING id",
+        id=endpoint_id,
+        w=customer.wallet_id,
+        url=url,
+        s=new_secret(),
+    )
+    return endpoint_id
+
+
+async def test_a_delivery_to_a_private_address_is_refused_and_the_endpoint_disabled(
+    locked_down: Platform, receiver: Receiver
+) -> None:
+    customer = await locked_down.customer()
+    endpoint_id = await _endpoint_behind_the_api(
+        locked_down, customer, receiver.url("/ok/ssrf").replace("127.0.0.1", "localhost")
+    )
+
+    async def ping() -> None:
+        reply = await customer.request(
+            "POST", f"/api/v1/webhooks/{endpoint_id}/test", json={"walletId": customer.wallet_id}
+        )
+        assert reply.status == 202, reply
+
+    await ping()
+
+    async def dead() -> dict[str, Any] | None:
+        found = (await deliveries(customer, endpoint_id, status="dead")).body["data"]
+        return found[0] if found else None
+
+    delivery = await eventually(dead, timeout=30)
+    assert {a["error"] for a in delivery["attemptLog"]} == {"egress refused: loopback_address"}
+    await asyncio.sleep(0.5)
+    await ping()  # still failing more than a second after the first failure
+
+    async def disabled() -> dict[str, Any] | None:
+        listed = await customer.request(
+            "GET", "/api/v1/webhooks", params={"walletId": customer.wallet_id}
+        )
+        (endpoint,) = listed.body["data"]
+        return endpoint if endpoint["status"] == "disabled" else None
+
+    endpoint = await eventually(disabled, timeout=30)
+    assert "egress refused: loopback_address" in endpoint["disabledReason"]
+    assert endpoint["failingSince"]
+    assert receiver.at("/ok/ssrf") == []
+
+
+async def test_a_dispatcher_killed_mid_delivery_loses_no_event(
+    start_platform: StartPlatform, receiver: Receiver
+) -> None:
+    platform = await start_platform()
+    customer = await platform.customer()
+    await register(customer, receiver.url("/ok/killed"))
+    replies = await asyncio.gather(
+        *(customer.send(f"Kill {n}", f"+2567721300{n:02d}") for n in range(40))
+    )
+    assert all(r.status == 202 for r in replies)
+    await received(receiver, "/ok/killed", 5)
+    platform.stack.kill("webhooks")
+    await asyncio.sleep(1)
+    platform.stack.restart("webhooks")
+
+    async def all_events() -> set[str] | None:
+        ids = {r.headers["webhook-id"] for r in receiver.at("/ok/killed")}
+        return ids if len(ids) >= 80 else None  # sent and delivered, for 40 messages
+
+    ids = await eventually(all_events, timeout=60)
+    assert len(ids) == 80
+    types = {(r.json["data"]["messageId"], r.json["type"]) for r in receiver.at("/ok/killed")}
+    assert len(types) == 80
