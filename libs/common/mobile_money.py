@@ -38,6 +38,8 @@ class MtnSettings(BaseModel):
     target_environment: str = "sandbox"
     # Some gateways in front of MTN refuse well-known client libraries' User-Agents.
     user_agent: str = "wesendall-billing/1"
+    # MTN allows about 10 status requests a second per subscription.
+    status_rate: float = 8.0
 
 
 class AirtelSettings(BaseModel):

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from libs.common.throttle import TokenBucket
 from services.sender.carriers.base import (
     NO_RESPONSE,
     CarrierLink,
@@ -19,7 +20,6 @@ from services.sender.carriers.base import (
 )
 from services.sender.carriers.pool import CarrierPool
 from services.sender.carriers.smpp import SmppBind, SmppBindConfig, relative_validity
-from services.sender.carriers.throttle import TokenBucket
 from services.sender.receipts import Receipt
 
 

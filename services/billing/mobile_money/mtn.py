@@ -14,6 +14,7 @@ import aiohttp
 
 from libs.common.logging import get_logger
 from libs.common.mobile_money import MtnSettings
+from libs.common.throttle import TokenBucket
 from services.billing.mobile_money.base import (
     Collection,
     Outcome,
@@ -56,6 +57,7 @@ class MtnMomo:
             },
         )
         self._tokens = TokenCache(self._fetch_token)
+        self._status_pace = TokenBucket(settings.status_rate)
 
     async def close(self) -> None:
         await self._http.close()
@@ -113,6 +115,7 @@ class MtnMomo:
         raise ProviderUnavailable(f"MTN requesttopay answered {status} {code}".strip())
 
     async def status(self, reference: str) -> ProviderStatus:
+        await self._status_pace.acquire()
         status, body = await self._request("GET", f"/collection/v1_0/requesttopay/{reference}")
         if status == 404:
             return ProviderStatus(Outcome.NOT_FOUND)

@@ -18,6 +18,7 @@ from typing import Any
 import smpp34
 import structlog
 
+from libs.common.throttle import TokenBucket
 from services.sender.carriers.base import (
     NO_RESPONSE,
     ReceiptCallback,
@@ -32,7 +33,6 @@ from services.sender.carriers.smpp_config import (
     SmppBindConfig,
     relative_validity,
 )
-from services.sender.carriers.throttle import TokenBucket
 from services.sender.receipts import ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_TYPE_MASK, parse_receipt
 
 __all__ = ["SmppBind", "SmppBindConfig", "relative_validity"]

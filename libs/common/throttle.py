@@ -1,4 +1,4 @@
-"""A token bucket that paces submit_sm on one bind and can be told to back off."""
+"""A token bucket that paces calls (submit_sm on a bind, status requests to a provider)."""
 
 from __future__ import annotations
 
