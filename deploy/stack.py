@@ -124,10 +124,21 @@ class Stack:
         self._python = python
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
+        self._service_of: dict[str, str] = {}  # a copy's label -> its service
 
     def start(self, names: Iterable[str] = SERVICES) -> None:
         for name in names:
             self._spawn(name)
+
+    def start_copy(self, name: str) -> str:
+        """One more process of a service (services scale by running copies); its label."""
+        number = 2
+        while f"{name}-{number}" in self.processes:
+            number += 1
+        label = f"{name}-{number}"
+        self._service_of[label] = name
+        self._spawn(label)
+        return label
 
     def _spawn(self, name: str) -> None:
         if self.config.log_dir is not None:
@@ -137,11 +148,12 @@ class Stack:
             stdout: int | IO[bytes] = log
         else:
             stdout = subprocess.PIPE
-        service = SERVICES[name]
+        kind = self._service_of.get(name, name)
+        service = SERVICES[kind]
         process = subprocess.Popen(
             [self._python, *service.args],
             cwd=ROOT,
-            env={**self.config.env(), **service.env, **self.config.service_env.get(name, {})},
+            env={**self.config.env(), **service.env, **self.config.service_env.get(kind, {})},
             stdout=stdout,
             stderr=subprocess.STDOUT,
             start_new_session=True,

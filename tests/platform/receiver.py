@@ -47,8 +47,8 @@ def verify(secret: str, received: Received, tolerance: float = 300) -> bool:
 
 @dataclass
 class Receiver:
-    """Paths decide behaviour: /ok/…, /fail/{n}/… (500 n times, then 200), /hang/…,
-    /redirect/…; `mode` overrides a path's behaviour ("ok", "fail", "hang")."""
+    """Paths decide behaviour: /ok/…, /slow/… (200 after 0.2 s), /fail/{n}/… (500 n times,
+    then 200), /hang/…, /redirect/…; `mode` overrides a path's behaviour ("ok", "fail", "hang")."""
 
     port: int = field(default_factory=free_port)
     received: dict[str, list[Received]] = field(default_factory=lambda: defaultdict(list))
@@ -77,6 +77,8 @@ class Receiver:
         mode = self.modes.get(path) or path.split("/")[1]
         if mode == "hang":
             await asyncio.sleep(8)
+        if mode == "slow":
+            await asyncio.sleep(0.2)
         if mode == "fail":
             limit = int(path.split("/")[2]) if path.split("/")[2].isdigit() else 10**9
             self._failures[path] += 1

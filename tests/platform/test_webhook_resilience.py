@@ -130,3 +130,28 @@ async def test_a_dispatcher_killed_mid_delivery_loses_no_event(
     assert len(ids) == 80
     types = {(r.json["data"]["messageId"], r.json["type"]) for r in receiver.at("/ok/killed")}
     assert len(types) == 80
+
+
+async def test_two_dispatchers_share_the_deliveries_without_sending_any_twice(
+    start_platform: StartPlatform, receiver: Receiver
+) -> None:
+    platform = await start_platform()
+    copy = platform.stack.start_copy("webhooks")
+    await asyncio.to_thread(platform.stack.wait_healthy, 30)
+    customer = await platform.customer()
+    await register(customer, receiver.url("/slow/shared"))
+    replies = await asyncio.gather(
+        *(customer.send(f"Shared {n}", f"+2567721310{n:02d}") for n in range(50))
+    )
+    assert all(r.status == 202 for r in replies)
+    # A slow receiver keeps each dispatcher at its per-endpoint cap, so the other claims too.
+    got = await received(receiver, "/slow/shared", 100, timeout=60)
+    await asyncio.sleep(1)
+    got = receiver.at("/slow/shared")
+    assert len({r.headers["webhook-id"] for r in got}) == 100
+    assert len(got) == 100  # no delivery attempted by both
+
+    def attempts_in(name: str) -> int:
+        return (platform.logs / f"{name}.log").read_text().count('"webhook.attempted"')
+
+    assert attempts_in("webhooks") > 0 and attempts_in(copy) > 0
