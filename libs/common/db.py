@@ -15,7 +15,11 @@ from sqlalchemy.ext.asyncio import (
 from libs.common.settings import CommonSettings
 
 
-def create_engine(settings: CommonSettings, application_name: str) -> AsyncEngine:
+def create_engine(
+    settings: CommonSettings,
+    application_name: str,
+    server_settings: dict[str, str] | None = None,
+) -> AsyncEngine:
     """An engine whose connections name themselves in `pg_stat_activity`."""
     return create_async_engine(
         settings.database_url,
@@ -27,7 +31,7 @@ def create_engine(settings: CommonSettings, application_name: str) -> AsyncEngin
         pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={
-            "server_settings": {"application_name": application_name},
+            "server_settings": {"application_name": application_name, **(server_settings or {})},
             # Statements that can hang (locks, a dying server) must not hold a request forever.
             "command_timeout": 30,
         },

@@ -96,7 +96,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_webhook_deliveries_due",
         "webhook_deliveries",
-        ["next_attempt_at"],
+        ["endpoint_id", "next_attempt_at"],
         unique=False,
         postgresql_where=sa.text("status = 'pending'"),
     )

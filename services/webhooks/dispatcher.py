@@ -106,6 +106,7 @@ class Dispatcher:
             rows = await store.claim_due(
                 session,
                 skip_endpoints=sorted(skip),
+                in_flight=dict(self._in_flight),
                 per_endpoint=cap,
                 limit=room,
                 lease=self._lease,

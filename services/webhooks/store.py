@@ -98,34 +98,41 @@ async def claim_due(
     session: AsyncSession,
     *,
     skip_endpoints: Sequence[str],
+    in_flight: dict[str, int],
     per_endpoint: int,
     limit: int,
     lease: timedelta,
 ) -> list[RowMapping]:
-    """Due deliveries of enabled endpoints, at most `per_endpoint` each, leased to us.
+    """Due deliveries of enabled endpoints, each endpoint up to its free slots, leased to us.
 
-    Candidates are read without locks, then taken by an UPDATE that re-checks they are
-    still due: of two dispatchers reaching for one delivery, the second finds it leased.
+    Endpoints are visited in random order, each with one index probe for its oldest due
+    deliveries, so a claim costs the same with a backlog of millions (one hanging endpoint
+    may hold most of it) as with none, and no endpoint is always served last.
     """
+    busy = sorted(in_flight)
     result = await session.execute(
         text(
-            "WITH candidates AS ("
-            "  SELECT d.id, row_number() OVER (PARTITION BY d.endpoint_id"
-            "                                  ORDER BY d.next_attempt_at) AS n"
-            "  FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id"
-            "  WHERE d.status = 'pending' AND d.next_attempt_at <= now()"
-            "    AND e.status = 'enabled' AND d.endpoint_id <> ALL(CAST(:skip AS text[])))"
+            "WITH taken AS ("
+            "  SELECT d.id FROM (SELECT id FROM webhook_endpoints WHERE status = 'enabled'"
+            "      AND id <> ALL(CAST(:skip AS text[])) ORDER BY random()) e"
+            "  LEFT JOIN unnest(CAST(:busy AS text[]), CAST(:counts AS int[])) AS b(id, n)"
+            "    ON b.id = e.id"
+            "  CROSS JOIN LATERAL (SELECT id FROM webhook_deliveries"
+            "      WHERE endpoint_id = e.id AND status = 'pending' AND next_attempt_at <= now()"
+            "      ORDER BY next_attempt_at LIMIT greatest(:cap - coalesce(b.n, 0), 0)"
+            "      FOR UPDATE SKIP LOCKED) d"
+            "  LIMIT :limit)"
             " UPDATE webhook_deliveries d SET next_attempt_at = now() + :lease"
-            " FROM webhook_endpoints e"
-            " WHERE d.id IN (SELECT id FROM candidates WHERE n <= :per_endpoint LIMIT :limit)"
-            "   AND d.status = 'pending' AND d.next_attempt_at <= now()"
-            "   AND e.id = d.endpoint_id"
+            " FROM taken, webhook_endpoints e"
+            " WHERE d.id = taken.id AND e.id = d.endpoint_id"
             " RETURNING d.id, d.endpoint_id, d.event_id, d.event_type, d.payload, d.attempts,"
             "   e.url, e.secret, e.previous_secret, e.previous_secret_expires_at"
         ),
         {
             "skip": list(skip_endpoints),
-            "per_endpoint": per_endpoint,
+            "busy": busy,
+            "counts": [in_flight[e] for e in busy],
+            "cap": per_endpoint,
             "limit": limit,
             "lease": lease,
         },

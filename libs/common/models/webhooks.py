@@ -65,8 +65,10 @@ class WebhookDelivery(Base):
         CheckConstraint("status IN ('pending', 'succeeded', 'dead')", name="status_known"),
         # A redelivered event never makes a second delivery to the same endpoint.
         UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
+        # Claims look up each endpoint's oldest due deliveries.
         Index(
             "ix_webhook_deliveries_due",
+            "endpoint_id",
             "next_attempt_at",
             postgresql_where=text("status = 'pending'"),
         ),
