@@ -5,7 +5,7 @@ simulator as processes, a fresh migrated database, a unique AMQP namespace, free
 logs in a temporary directory), drives it from a separate load process
 (`python -m bench.load`), then stops it, drops the database and deletes the namespace.
 Prints a table, then the results as one JSON object
-`{"ceiling", "single", "campaign", "otp_during_campaign", "machine"}` on stdout, and
+`{"ceiling", "single", "campaign", "otp_during_campaign", "webhooks", "machine"}` on stdout, and
 writes that object to `bench/results/latest.json`. Progress goes to stderr.
 
 Phases:
@@ -19,10 +19,16 @@ Phases:
             accepted and recipients/s received by the carrier simulator; meanwhile an OTP
             ("high", a new number each) every --otp-interval, timed from its 202 to the
             simulator's receivedAt (reported as otp_during_campaign).
+  webhooks  a fresh wallet with one webhook for message.delivered, pointed at a receiver
+            in this process; --webhook-events synthetic events published straight to the
+            events exchange, 100 to a message as the sender packs them: deliveries/s (first
+            to last receipt, and from the start of publishing), latency from the event's
+            createdAt to receipt (mostly queueing, as the events are published at once),
+            duplicates, and a sample of signatures verified.
 
 Flags (sizes in brackets are the --quick ones):
   --quick                     smoke run, every size ~10x smaller
-  --phases LIST               comma-separated subset of ceiling,single,campaign [all]
+  --phases LIST               comma-separated subset of ceiling,single,campaign,webhooks [all]
   --concurrency N             ceiling and single-send workers [64]
   --ceiling-seconds S         ceiling window [10; 2]
   --warmup S                  unmeasured seconds before each window [3; 1]
@@ -36,7 +42,9 @@ Flags (sizes in brackets are the --quick ones):
                               from another customer, as when someone else's campaign runs
                               (admissions lock their wallet, so sharing one makes OTPs queue
                               behind the campaign's admissions)
-  --drain-timeout S           how long to wait for the carrier to receive everything [600; 120]
+  --webhook-events N          events published in the webhooks phase [20000; 2000]
+  --drain-timeout S           how long to wait for the carrier (or the webhook receiver) to
+                              receive everything [600; 120]
   --receipt-delay S           the carrier simulator's receipt delay [0.05]
   --carrier-rate N            submit_sm/s per bind, 0 for unpaced [0]
   --carrier-window N          outstanding submit_sm per bind [64]
@@ -46,11 +54,13 @@ Flags (sizes in brackets are the --quick ones):
   --log-level LEVEL           the services' log level [WARNING]
   --credit UGX                the test wallet's opening credit [100000000]
   --rate-limit N              the test key's requests/s [100000]
-  --profile SERVICE           record api_gateway, billing, sender or carrier-simulator with
-                              py-spy (needs .venv/bin/py-spy) during --profile-phase
-  --profile-phase PHASE       single (the measured window) or campaign (from its start) [single]
+  --profile SERVICE           record api_gateway, billing, sender, sender-priority, webhooks or
+                              carrier-simulator with py-spy (needs .venv/bin/py-spy) during
+                              --profile-phase
+  --profile-phase PHASE       single (the measured window), or campaign or webhooks (from its
+                              start) [single]
   --profile-format FORMAT     flamegraph (.svg) or speedscope (.speedscope.json) [flamegraph]
-  --profile-seconds S         recording length [the single window; 30 for the campaign]
+  --profile-seconds S         recording length [the single window; 30 for the others]
   --output PATH               results JSON [bench/results/latest.json]; profiles go beside it
   --keep-logs                 keep the services' logs (always kept when a run fails)
 
@@ -79,7 +89,7 @@ def main() -> None:
     print(table(results))
     print()
     print(document.decode())
-    for phase in ("single", "campaign"):
+    for phase in ("single", "campaign", "webhooks"):
         profile = (results.get(phase) or {}).get("profile")
         if profile:
             where = profile["file"] or f"not written: {profile['error']}"

@@ -8,8 +8,15 @@ from pathlib import Path
 
 from bench.profiling import FORMATS
 
-PHASES = ("ceiling", "single", "campaign")
-SERVICES = ("api_gateway", "billing", "sender", "sender-priority", "carrier-simulator")
+PHASES = ("ceiling", "single", "campaign", "webhooks")
+SERVICES = (
+    "api_gateway",
+    "billing",
+    "sender",
+    "sender-priority",
+    "webhooks",
+    "carrier-simulator",
+)
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -26,6 +33,7 @@ class Options:
     otp_interval: float
     otp_max_in_flight: int
     otp_own_wallet: bool
+    webhook_events: int
     drain_timeout: float
     receipt_delay: float
     carrier_rate: float
@@ -50,6 +58,7 @@ FULL: dict[str, float | int] = {
     "warmup": 3.0,
     "duration": 20.0,
     "campaign_recipients": 100_000,
+    "webhook_events": 20_000,
     "drain_timeout": 600.0,
 }
 QUICK: dict[str, float | int] = {
@@ -57,6 +66,7 @@ QUICK: dict[str, float | int] = {
     "warmup": 1.0,
     "duration": 2.0,
     "campaign_recipients": 10_000,
+    "webhook_events": 2_000,
     "drain_timeout": 120.0,
 }
 
@@ -92,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="pay the OTPs from the campaign's wallet instead of another customer's",
     )
+    p.add_argument("--webhook-events", type=int, help="default 20000 (quick: 2000)")
     p.add_argument("--drain-timeout", type=float, help="default 600 (quick: 120)")
     p.add_argument("--receipt-delay", type=float, default=0.05, help="carrier simulator's")
     p.add_argument(
@@ -106,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--credit", type=int, default=100_000_000, help="UGX on the test wallet")
     p.add_argument("--rate-limit", type=int, default=100_000, help="the key's requests/s")
     p.add_argument("--profile", choices=SERVICES, help="record this service with py-spy")
-    p.add_argument("--profile-phase", choices=("single", "campaign"), default="single")
+    p.add_argument("--profile-phase", choices=("single", "campaign", "webhooks"), default="single")
     p.add_argument("--profile-format", choices=tuple(FORMATS), default="flamegraph")
     p.add_argument("--profile-seconds", type=float, help="default: the single-send window, or 30 s")
     p.add_argument("--output", type=Path, default=RESULTS / "latest.json")
@@ -124,6 +135,8 @@ def parse_options(argv: list[str] | None = None) -> Options:
             setattr(args, name, value)
     if args.campaign_recipients % args.batch_size:
         parser.error("--campaign-recipients must be a multiple of --batch-size")
+    if args.webhook_events <= 0:
+        parser.error("--webhook-events must be positive")
     if args.profile and args.profile_phase not in args.phases:
         parser.error(f"--profile-phase {args.profile_phase} is not among --phases")
     return Options(**{f.name: getattr(args, f.name) for f in fields(Options)})

@@ -14,6 +14,7 @@ CPU_COLUMNS = (
     ("billing", "billing"),
     ("sender", "sender"),
     ("sender-priority", "sender-p"),
+    ("webhooks", "webhooks"),
     ("carrier-simulator", "carrier"),
     ("ceiling", "ceiling"),
     ("load", "load"),
@@ -37,6 +38,10 @@ def add_ratios(results: dict[str, Any]) -> None:
     if campaign:
         for key in ("accepted_recipients_per_s", "submitted_recipients_per_s"):
             campaign[f"{key}_vs_ceiling"] = ratio(campaign[key], base)
+    webhooks = results.get("webhooks")
+    if webhooks:
+        for key in ("deliveries_per_s", "deliveries_per_s_end_to_end"):
+            webhooks[f"{key}_vs_ceiling"] = ratio(webhooks[key], base)
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -136,6 +141,33 @@ def _otp_rows(otps: dict[str, Any]) -> list[Row]:
     ]
 
 
+def _webhook_rows(webhooks: dict[str, Any]) -> list[Row]:
+    signatures = webhooks["signatures"]
+    received = f"{webhooks['deliveries']:,} / {webhooks['distinct']:,} / {webhooks['duplicates']:,}"
+    missing = webhooks["missing"]
+    publish_s = f"{webhooks['publish_s']:.2f}s"
+    return [
+        (
+            "deliveries/s, first to last receipt",
+            _num(webhooks["deliveries_per_s"]),
+            _num(webhooks.get("deliveries_per_s_vs_ceiling"), 3),
+        ),
+        (
+            "deliveries/s, publish to last receipt",
+            _num(webhooks["deliveries_per_s_end_to_end"]),
+            _num(webhooks.get("deliveries_per_s_end_to_end_vs_ceiling"), 3),
+        ),
+        ("events published / confirmed after", f"{webhooks['events']:,} / {publish_s}", ""),
+        (
+            "received / distinct / duplicates",
+            received + (f" ({missing:,} MISSING)" if missing else ""),
+            "",
+        ),
+        ("event -> receipt p50 / p99 / max ms", _trio(webhooks["latency"]), ""),
+        ("signatures verified", f"{signatures['ok']} of {signatures['checked']}", ""),
+    ]
+
+
 def table(results: dict[str, Any]) -> str:
     """Each phase as rows of figure, value and fraction of the ceiling's requests/s."""
     sections: list[tuple[str, list[Row]]] = []
@@ -155,6 +187,12 @@ def table(results: dict[str, Any]) -> str:
         wallet = (campaign or {}).get("otp_wallet", "campaign's")
         head = f"OTPs during the campaign: priority high, paid from the {wallet} wallet"
         sections.append((head, _otp_rows(otps)))
+    if webhooks := results.get("webhooks"):
+        head = (
+            f"webhooks: message.delivered to one endpoint on loopback,"
+            f" at most {webhooks['endpoint_concurrency']} attempts in flight"
+        )
+        sections.append((head, _webhook_rows(webhooks)))
     width = max((len(f) for _, rows in sections for f, _, _ in rows), default=0)
     lines = [_machine_line(results.get("machine") or {}), ""]
     lines.append(f"{'':<{width + 2}}  {'value':>{_VALUE_WIDTH}}  vs ceiling")
@@ -185,6 +223,8 @@ def _cpu_table(results: dict[str, Any]) -> list[str]:
     if results.get("campaign"):
         found.append(("campaign accepting", results["campaign"]["cpu_while_accepting"]))
         found.append(("campaign draining", results["campaign"]["cpu_while_draining"]))
+    if results.get("webhooks"):
+        found.append(("webhooks window", results["webhooks"]["cpu"]))
     spans = [(name, cpu) for name, cpu in found if cpu]
     if not spans:
         return []
@@ -202,7 +242,7 @@ def _cpu_table(results: dict[str, Any]) -> list[str]:
 
 def _log_lines(results: dict[str, Any]) -> list[str]:
     lines = []
-    for phase in ("single", "campaign"):
+    for phase in ("single", "campaign", "webhooks"):
         phase_result = results.get(phase) or {}
         for service, found in (phase_result.get("service_logs") or {}).items():
             lines.append(

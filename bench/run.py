@@ -16,9 +16,12 @@ from bench.phases.campaign import run_campaign
 from bench.phases.ceiling import run_ceiling
 from bench.phases.common import Context, progress
 from bench.phases.single import run_single
+from bench.phases.webhooks import run_webhooks
 from bench.platform import start_platform, stop_platform
 from bench.report import add_ratios
 from libs.common.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL
+
+PLATFORM_PHASES = frozenset({"single", "campaign", "webhooks"})
 
 
 def servers() -> tuple[str, str]:
@@ -37,6 +40,7 @@ async def run(options: Options) -> dict[str, Any]:
         "single": None,
         "campaign": None,
         "otp_during_campaign": None,
+        "webhooks": None,
         "machine": await describe(database_url, amqp_url),
     }
     results["machine"]["quick"] = options.quick
@@ -49,7 +53,7 @@ async def run(options: Options) -> dict[str, Any]:
     try:
         if "ceiling" in options.phases:
             results["ceiling"] = await run_ceiling(ctx)
-        if "single" in options.phases or "campaign" in options.phases:
+        if PLATFORM_PHASES.intersection(options.phases):
             await _platform_phases(ctx, results, database_url, amqp_url)
     finally:
         if sampling is not None:
@@ -99,6 +103,8 @@ async def _platform_phases(
             results["single"] = await run_single(ctx)
         if "campaign" in options.phases:
             results["campaign"], results["otp_during_campaign"] = await run_campaign(ctx)
+        if "webhooks" in options.phases:
+            results["webhooks"] = await run_webhooks(ctx)
         troubles = _troubles(results)
     finally:
         if troubles:
@@ -114,7 +120,7 @@ async def _platform_phases(
 def _troubles(results: dict[str, Any]) -> list[str]:
     """What in the results says the platform misbehaved, worth its logs on the terminal."""
     found = []
-    for phase in ("single", "campaign", "otp_during_campaign"):
+    for phase in ("single", "campaign", "otp_during_campaign", "webhooks"):
         result = results.get(phase) or {}
         if any(code != "202" for code in result.get("statuses", {})) or result.get("errors"):
             found.append(f"{phase}: non-202 replies or requests without a reply")
@@ -126,4 +132,22 @@ def _troubles(results: dict[str, Any]) -> list[str]:
             found.append(f"{phase}: the carrier did not receive every accepted message")
         if result.get("debit") and not result["debit"]["ok"]:
             found.append(f"{phase}: the wallet was not debited what the replies said")
+    return found + _webhook_troubles(results.get("webhooks"))
+
+
+def _webhook_troubles(result: dict[str, Any] | None) -> list[str]:
+    """Events the receiver never got, or deliveries it could not read or verify."""
+    if not result:
+        return []
+    found = []
+    if result["missing"]:
+        found.append(f"webhooks: {result['missing']:,} events were never delivered")
+    if result["unreadable"]:
+        found.append(f"webhooks: {result['unreadable']:,} deliveries without an id or createdAt")
+    signatures = result["signatures"]
+    if signatures["ok"] < signatures["checked"]:
+        found.append(
+            f"webhooks: {signatures['checked'] - signatures['ok']} of"
+            f" {signatures['checked']} signatures did not verify"
+        )
     return found
