@@ -126,6 +126,9 @@ class TopUps:
         if row is None:
             log.warning("deposit.check_unknown", deposit_id=deposit_id, why=why)
             return
+        if row["status"] == "expired" and why == "callback":
+            await self._late_callback(row)
+            return
         if row["status"] != "pending":
             log.info("deposit.check_ended", deposit_id=deposit_id, status=row["status"], why=why)
             return
@@ -137,6 +140,25 @@ class TopUps:
             return
         log.info("deposit.status", deposit_id=deposit_id, outcome=status.outcome.value, why=why)
         await self._apply(row, status)
+
+    async def _late_callback(self, row: RowMapping) -> None:
+        """A callback for a deposit we expired: if the payer did pay, an operator must know.
+
+        Transitions leave `pending` only, so nothing is credited here; the error names the
+        deposit for a manual credit (`wesendall admin adjust`).
+        """
+        try:
+            status = await self._providers[row["provider"]].status(row["provider_reference"])
+        except ProviderUnavailable:
+            return
+        if status.outcome is Outcome.SUCCESSFUL:
+            log.error(
+                "deposit.paid_after_expiry",
+                deposit_id=row["id"],
+                wallet_id=row["wallet_id"],
+                amount=row["amount"],
+                provider_transaction_id=status.transaction_id,
+            )
 
     async def _apply(self, row: RowMapping, status: ProviderStatus) -> None:
         deposit_id = row["id"]

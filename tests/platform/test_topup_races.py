@@ -1,4 +1,4 @@
-"""Callback checks and the reconciler acting on one approved deposit at the same instant."""
+"""Deposits acted on by many at once, and a payment the provider reports too late."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import text
 from libs.common.amqp import Topology
 from libs.common.db import session_scope
 from libs.common.events import decode_events
-from libs.common.mobile_money import MtnSettings
+from libs.common.mobile_money import MtnSettings, callback_token
 from services.billing.mobile_money import create_providers
 from services.billing.mobile_money.base import Collection, Outcome
 from services.billing.settings import BillingSettings
@@ -81,3 +81,56 @@ async def test_twenty_callback_checks_and_the_reconciler_at_once_credit_one_depo
     await connection.close()
     assert [e.type for e in announced] == ["deposit.succeeded"]
     assert await platform.ledger_mismatches() == []
+
+
+async def test_a_payment_reported_after_expiry_is_flagged_not_credited(
+    platform: Platform, customer: Customer
+) -> None:
+    settings = BillingSettings(
+        database_url=platform.config.database_url,
+        mobile_money={"mtn": MtnSettings(base_url=platform.config.mobile_money_url)},
+    )
+    providers = create_providers(settings.mobile_money)
+    mtn = providers["mtn"]
+    deposit_id, reference = f"dep_late{uuid.uuid4().hex}", str(uuid.uuid4())
+    try:
+        await mtn.initiate(
+            Collection(reference, deposit_id, "+256772126100", 3000), "http://127.0.0.1:9/none"
+        )
+
+        async def approved() -> bool:
+            return (await mtn.status(reference)).outcome is Outcome.SUCCESSFUL
+
+        await eventually(approved)
+    finally:
+        for provider in providers.values():
+            await provider.close()
+    # As if the payer approved only after the deposit had expired here.
+    async with session_scope(platform.sessions) as session:
+        await session.execute(
+            text(
+                "INSERT INTO deposits (id, wallet_id, provider, phone_number, amount,"
+                " provider_reference, status, failure_reason, initiated_at, completed_at,"
+                " expires_at, next_check_at)"
+                " VALUES (:id, :w, 'mtn', '+256772126100', 3000, :ref, 'expired',"
+                "  'not_approved', now(), now(), now(), now())"
+            ),
+            {"id": deposit_id, "w": customer.wallet_id, "ref": reference},
+        )
+    opening = await customer.balance()
+    token = callback_token(settings.mobile_money.callback_secret, deposit_id)
+    reply = await customer.request(
+        "PUT", f"/callbacks/mtn/{deposit_id}/{token}", json={"status": "SUCCESSFUL"}, auth=False
+    )
+    assert reply.status == 200
+
+    async def flagged() -> bool:
+        log = (platform.logs / "billing.log").read_text()
+        return any(
+            '"deposit.paid_after_expiry"' in line and deposit_id in line
+            for line in log.splitlines()
+        )
+
+    await eventually(flagged)
+    assert await customer.balance() == opening
+    assert (await customer.deposit(deposit_id)).body["status"] == "expired"
