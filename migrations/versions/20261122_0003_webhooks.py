@@ -101,6 +101,13 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'pending'"),
     )
     op.create_index(
+        "ix_webhook_deliveries_finished",
+        "webhook_deliveries",
+        ["completed_at"],
+        unique=False,
+        postgresql_where=sa.text("status <> 'pending'"),
+    )
+    op.create_index(
         "ix_webhook_deliveries_endpoint_created",
         "webhook_deliveries",
         ["endpoint_id", sa.literal_column("created_at DESC")],
@@ -142,6 +149,11 @@ def downgrade() -> None:
         "ix_webhook_deliveries_due",
         table_name="webhook_deliveries",
         postgresql_where=sa.text("status = 'pending'"),
+    )
+    op.drop_index(
+        "ix_webhook_deliveries_finished",
+        table_name="webhook_deliveries",
+        postgresql_where=sa.text("status <> 'pending'"),
     )
     op.drop_table("webhook_deliveries")
     op.drop_index("ix_webhook_endpoints_wallet_id", table_name="webhook_endpoints")

@@ -45,13 +45,17 @@ async def main(settings: WebhooksSettings, stop: asyncio.Event) -> None:
             channel, topology, settings.carriers, topology.webhooks_commands_queue
         )
         await commands.consume(consumers.handle_commands)
-        task = asyncio.create_task(dispatcher.run(), name="webhook-dispatcher")
+        tasks = [
+            asyncio.create_task(dispatcher.run(), name="webhook-dispatcher"),
+            asyncio.create_task(dispatcher.purge_forever(), name="webhook-purge"),
+        ]
         log.info("webhooks.started", allow_private=settings.allow_private_webhooks)
         await stop.wait()
         log.info("webhooks.stopping")
         await channel.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await dispatcher.close()
     finally:
         await connection.close()

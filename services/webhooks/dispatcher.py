@@ -84,6 +84,23 @@ class Dispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._settings.webhook_poll_interval)
 
+    async def purge_forever(self) -> None:
+        """Keep the delivery log to its retention period, a batch at a time."""
+        while True:
+            try:
+                while True:
+                    async with session_scope(self._sessions) as session:
+                        purged = await store.purge_finished(
+                            session, self._settings.webhook_retention
+                        )
+                    if purged:
+                        log.info("webhooks.purged", deliveries=purged)
+                    if purged < 5000:
+                        break
+            except Exception:  # retried at the next interval
+                log.exception("webhooks.purge_failed")
+            await asyncio.sleep(self._settings.webhook_purge_interval)
+
     def _breaker(self, endpoint_id: str) -> Breaker:
         breaker = self._breakers.get(endpoint_id)
         if breaker is None:

@@ -41,3 +41,6 @@ class WebhooksSettings(CommonSettings):
     webhook_max_in_flight: int = 256
     webhook_poll_interval: float = 0.5
     webhook_event_prefetch: int = 32
+    # Finished deliveries (and their attempts) are kept this long for the delivery log.
+    webhook_retention: timedelta = timedelta(days=30)
+    webhook_purge_interval: float = 3600.0

@@ -253,3 +253,16 @@ async def replay(session: AsyncSession, delivery_id: str) -> bool:
         {"d": delivery_id},
     )
     return result.scalar_one_or_none() is not None
+
+
+async def purge_finished(session: AsyncSession, older_than: timedelta, batch: int = 5000) -> int:
+    """Delete up to `batch` deliveries finished before `older_than` ago; returns how many."""
+    result = await session.execute(
+        text(
+            "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries"
+            " WHERE status <> 'pending' AND completed_at < now() - CAST(:keep AS interval)"
+            " ORDER BY completed_at LIMIT :batch)"
+        ),
+        {"keep": older_than, "batch": batch},
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -105,6 +105,11 @@ async def test_a_delivery_to_a_private_address_is_refused_and_the_endpoint_disab
     assert "egress refused: loopback_address" in endpoint["disabledReason"]
     assert endpoint["failingSince"]
     assert receiver.at("/ok/ssrf") == []
+    enabled = await customer.request(
+        "POST", f"/api/v1/webhooks/{endpoint_id}/enable", json={"walletId": customer.wallet_id}
+    )
+    assert enabled.status == 200, enabled
+    assert enabled.body["status"] == "enabled" and enabled.body["disabledReason"] is None
 
 
 async def test_a_dispatcher_killed_mid_delivery_loses_no_event(
@@ -155,3 +160,37 @@ async def test_two_dispatchers_share_the_deliveries_without_sending_any_twice(
         return (platform.logs / f"{name}.log").read_text().count('"webhook.attempted"')
 
     assert attempts_in("webhooks") > 0 and attempts_in(copy) > 0
+
+
+async def test_finished_deliveries_are_purged_after_the_retention_period(
+    start_platform: StartPlatform, receiver: Receiver
+) -> None:
+    platform = await start_platform(
+        extra_env={"WESENDALL_WEBHOOK_RETENTION": "PT2S", "WESENDALL_WEBHOOK_PURGE_INTERVAL": "0.5"}
+    )
+    customer = await platform.customer()
+    done = await register(customer, receiver.url("/ok/purged"))
+    reply = await customer.request(
+        "POST", f"/api/v1/webhooks/{done['id']}/test", json={"walletId": customer.wallet_id}
+    )
+    assert reply.status == 202
+    # A delivery still waiting for its next retry, a day old.
+    await platform.scalar(
+        "INSERT INTO webhook_deliveries (id, endpoint_id, wallet_id, event_id, event_type,"
+        " payload, next_attempt_at, created_at)"
+        " VALUES ('whd_waiting', :e, :w, 'evt_waiting', 'message.sent', '\\x7b7d',"
+        "  now() + interval '1 hour', now() - interval '1 day') RETURNING id",
+        e=done["id"],
+        w=customer.wallet_id,
+    )
+    await received(receiver, "/ok/purged", 1)
+    assert (await deliveries(customer, done["id"])).body["total"] == 2
+
+    async def purged() -> bool:
+        return (await deliveries(customer, done["id"])).body["total"] == 1
+
+    await eventually(purged, timeout=20)
+    assert await platform.scalar("SELECT count(*) FROM webhook_attempts") == 0
+    # A delivery still being retried is never purged, however old.
+    (kept,) = (await deliveries(customer, done["id"])).body["data"]
+    assert kept["id"] == "whd_waiting" and kept["status"] == "pending"

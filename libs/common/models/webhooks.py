@@ -73,6 +73,12 @@ class WebhookDelivery(Base):
             postgresql_where=text("status = 'pending'"),
         ),
         Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", text("created_at DESC")),
+        # The retention purge's work list.
+        Index(
+            "ix_webhook_deliveries_finished",
+            "completed_at",
+            postgresql_where=text("status <> 'pending'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)

@@ -28,6 +28,7 @@ from services.api_gateway.webhook_schemas import (
     WebhookCreate,
     WebhookCreated,
     WebhookList,
+    WebhookOut,
 )
 
 routes = web.RouteTableDef()
@@ -79,6 +80,19 @@ async def endpoint_of(session: AsyncSession, endpoint_id: str, wallet_id: str) -
 
 def iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def endpoint_view(row: RowMapping) -> dict[str, Any]:
+    """An endpoint as the API lists it: never its secret."""
+    return {
+        "id": row["id"],
+        "url": row["url"],
+        "events": row["events"] or list(DEFAULT_EVENTS),
+        "status": row["status"],
+        "disabledReason": row["disabled_reason"],
+        "failingSince": iso(row["failing_since"]),
+        "createdAt": row["created_at"].isoformat(),
+    }
 
 
 @routes.post("/api/v1/webhooks")
@@ -160,18 +174,7 @@ async def list_endpoints(request: web.Request) -> web.Response:
                 {"w": params.walletId},
             )
         ).mappings()
-        data = [
-            {
-                "id": r["id"],
-                "url": r["url"],
-                "events": r["events"] or list(DEFAULT_EVENTS),
-                "status": r["status"],
-                "disabledReason": r["disabled_reason"],
-                "failingSince": iso(r["failing_since"]),
-                "createdAt": r["created_at"].isoformat(),
-            }
-            for r in rows
-        ]
+        data = [endpoint_view(r) for r in rows]
     return json_response({"data": data})
 
 
@@ -227,6 +230,38 @@ async def ping(request: web.Request) -> web.Response:
         return json_response({"eventId": event.id, "type": PING}, status=202)
 
     return await idempotently(request, payload, new_id("evt"), produce)
+
+
+@routes.post("/api/v1/webhooks/{webhookId}/enable")
+@operation(
+    "Turn a disabled webhook back on (after fixing the receiver); replay what it missed",
+    request=WalletBody,
+    responses={200: WebhookOut},
+    errors=(401, 403, 404, 409, 422, 429),
+)
+async def enable(request: web.Request) -> web.Response:
+    payload, body = await wallet_body(request)
+
+    async def produce(_: str) -> web.Response:
+        async with session_scope(request.app[SESSIONS]) as session:
+            endpoint = await endpoint_of(session, request.match_info["webhookId"], body.walletId)
+            row = (
+                (
+                    await session.execute(
+                        text(
+                            "UPDATE webhook_endpoints SET status = 'enabled',"
+                            " disabled_reason = NULL, failing_since = NULL, updated_at = now()"
+                            " WHERE id = :id RETURNING *"
+                        ),
+                        {"id": endpoint["id"]},
+                    )
+                )
+                .mappings()
+                .one()
+            )
+        return json_response(endpoint_view(row))
+
+    return await idempotently(request, payload, "", produce)
 
 
 @routes.post("/api/v1/webhooks/{webhookId}/rotate-secret")
