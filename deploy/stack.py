@@ -48,7 +48,7 @@ SERVICES: dict[str, Service] = {
             **{f"WESENDALL_CARRIER_LINKS__{c}__RECEIVER_BINDS": "0" for c in _CARRIERS},
         },
     ),
-    "webhooks": Service(("-m", "services.webhooks")),
+    "webhooks": Service(("-m", "services.webhooks"), {"WESENDALL_NICE": "5"}),
     "api_gateway": Service(("-m", "services.api_gateway")),
 }
 

@@ -43,6 +43,9 @@ class CommonSettings(BaseSettings):
     volume_tier_price: int = 32
     # Cost of the bcrypt hash stored for each new API secret.
     bcrypt_rounds: int = 12
+    # CPU niceness (0 to 19): background work sharing a machine with the OTP path (the
+    # bulk sender, webhook deliveries) yields the CPU to it when both want it.
+    nice: int = Field(default=0, ge=0, le=19)
     db_pool_size: int = 10
     db_max_overflow: int = 5
     # Top-up providers (billing calls them; the gateway checks their callbacks).

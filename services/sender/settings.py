@@ -82,9 +82,6 @@ class SenderSettings(CommonSettings):
     # A queued message past its validity by this much is expired by the sweep.
     expiry_grace: timedelta = timedelta(seconds=60)
     sweep_interval: float = 30.0
-    # CPU niceness (0 to 19): a bulk sender sharing a machine with the OTP path yields
-    # the CPU to it when both want it.
-    nice: int = Field(default=0, ge=0, le=19)
     # How often the sender logs what it moved and what waits (sender.progress).
     report_interval: float = 10.0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from libs.common.amqp import Topology, connect, declare_topology, durable_queue
 from libs.common.db import create_engine, create_sessionmaker
@@ -19,6 +20,8 @@ log = get_logger(__name__)
 
 async def main(settings: WebhooksSettings, stop: asyncio.Event) -> None:
     configure_logging("webhooks", settings.log_level, settings.log_format)
+    if settings.nice:
+        os.nice(settings.nice)
     topology = Topology(settings.amqp_namespace)
     # The claim's best plan depends on how many deliveries wait, which swings from none to
     # many in seconds: a plan cached while the table was empty made claims take a minute.
