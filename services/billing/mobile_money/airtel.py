@@ -20,10 +20,9 @@ from services.billing.mobile_money.base import (
     ProviderRefused,
     ProviderStatus,
     ProviderUnavailable,
-    json_object,
     payer_text,
 )
-from services.billing.mobile_money.tokens import TokenCache, call_with_token
+from services.billing.mobile_money.tokens import TokenCache, call_with_token, fetch_token
 
 log = get_logger(__name__)
 
@@ -51,21 +50,17 @@ class AirtelMoney:
         await self._http.close()
 
     async def _fetch_token(self) -> tuple[str, float]:
-        body = {
-            "client_id": self._settings.client_id,
-            "client_secret": self._settings.client_secret.get_secret_value(),
-            "grant_type": "client_credentials",
-        }
-        try:
-            async with self._http.post(f"{self._base}/auth/oauth2/token", json=body) as response:
-                answer = await json_object(response)
-                if response.status != 200 or "access_token" not in answer:
-                    log.error("airtel.token_refused", status=response.status)
-                    raise ProviderUnavailable(f"Airtel token request answered {response.status}")
-                # Airtel sends expires_in as a string ("180").
-                return str(answer["access_token"]), float(answer.get("expires_in") or 180)
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise ProviderUnavailable(f"Airtel token request failed: {error!r}") from error
+        return await fetch_token(
+            self._http,
+            f"{self._base}/auth/oauth2/token",
+            provider="Airtel",
+            default_lifetime=180,
+            json={
+                "client_id": self._settings.client_id,
+                "client_secret": self._settings.client_secret.get_secret_value(),
+                "grant_type": "client_credentials",
+            },
+        )
 
     async def _request(
         self, method: str, path: str, *, json: Any = None
@@ -100,8 +95,7 @@ class AirtelMoney:
             },
         }
         status, answer = await self._request("POST", "/merchant/v1/payments/", json=body)
-        result = answer.get("status") if isinstance(answer.get("status"), dict) else {}
-        assert isinstance(result, dict)
+        result = _status_block(answer)
         codes = {str(result.get("result_code", "")), str(result.get("response_code", ""))}
         if status == 200 and result.get("success") is True:
             return
@@ -114,8 +108,7 @@ class AirtelMoney:
 
     async def status(self, reference: str) -> ProviderStatus:
         status, body = await self._request("GET", f"/standard/v1/payments/{reference}")
-        result = body.get("status") if isinstance(body.get("status"), dict) else {}
-        assert isinstance(result, dict)
+        result = _status_block(body)
         if status == 404 or str(result.get("code")) == "404":
             return ProviderStatus(Outcome.NOT_FOUND)
         if status != 200:
@@ -132,3 +125,9 @@ class AirtelMoney:
         if outcome is Outcome.FAILED:
             return ProviderStatus(outcome, reason=str(transaction.get("message") or "TF"))
         return ProviderStatus(outcome)
+
+
+def _status_block(body: dict[str, Any]) -> dict[str, Any]:
+    """The `status` object Airtel puts in every answer (codes, success), or {}."""
+    block = body.get("status")
+    return block if isinstance(block, dict) else {}

@@ -21,10 +21,9 @@ from services.billing.mobile_money.base import (
     ProviderRefused,
     ProviderStatus,
     ProviderUnavailable,
-    json_object,
     payer_text,
 )
-from services.billing.mobile_money.tokens import TokenCache, call_with_token
+from services.billing.mobile_money.tokens import TokenCache, call_with_token, fetch_token
 
 log = get_logger(__name__)
 
@@ -64,16 +63,13 @@ class MtnMomo:
 
     async def _fetch_token(self) -> tuple[str, float]:
         credentials = f"{self._settings.api_user}:{self._settings.api_key.get_secret_value()}"
-        auth = {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
-        try:
-            async with self._http.post(f"{self._base}/collection/token/", headers=auth) as response:
-                body = await json_object(response)
-                if response.status != 200 or "access_token" not in body:
-                    log.error("mtn.token_refused", status=response.status)
-                    raise ProviderUnavailable(f"MTN token request answered {response.status}")
-                return str(body["access_token"]), float(body.get("expires_in", 3600))
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise ProviderUnavailable(f"MTN token request failed: {error!r}") from error
+        return await fetch_token(
+            self._http,
+            f"{self._base}/collection/token/",
+            provider="MTN",
+            default_lifetime=3600,
+            headers={"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()},
+        )
 
     async def _request(
         self, method: str, path: str, *, headers: dict[str, str] | None = None, json: Any = None

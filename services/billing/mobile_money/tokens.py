@@ -9,7 +9,10 @@ from typing import Any
 
 import aiohttp
 
+from libs.common.logging import get_logger
 from services.billing.mobile_money.base import ProviderUnavailable, json_object
+
+log = get_logger(__name__)
 
 # Providers ask integrators not to fetch a token per transaction: refresh this long early.
 REFRESH_EARLY = 60.0
@@ -64,3 +67,27 @@ async def call_with_token(
             continue
         return status, body
     raise ProviderUnavailable(f"two fresh tokens refused for {method} {url}")
+
+
+async def fetch_token(
+    http: aiohttp.ClientSession,
+    url: str,
+    *,
+    provider: str,
+    default_lifetime: float,
+    headers: dict[str, str] | None = None,
+    json: Any = None,
+) -> tuple[str, float]:
+    """POST for an OAuth access token: (token, lifetime in seconds).
+
+    `expires_in` may be a number or, as Airtel sends it, a string ("180").
+    """
+    try:
+        async with http.post(url, headers=headers, json=json) as response:
+            body = await json_object(response)
+            if response.status != 200 or "access_token" not in body:
+                log.error("mobile_money.token_refused", provider=provider, status=response.status)
+                raise ProviderUnavailable(f"{provider} token request answered {response.status}")
+            return str(body["access_token"]), float(body.get("expires_in") or default_lifetime)
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise ProviderUnavailable(f"{provider} token request failed: {error!r}") from error
