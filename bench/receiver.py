@@ -15,7 +15,7 @@ from datetime import datetime
 import orjson
 from aiohttp import web
 
-from tests.infra import free_port
+from tests.infra import free_port, serve_locally
 from tests.platform.receiver import Received, verify
 
 PATH = "/wesendall/events"
@@ -50,11 +50,7 @@ class WebhookReceiver:
 
     async def start(self) -> None:
         """Listen on 127.0.0.1 at `port`."""
-        app = web.Application()
-        app.router.add_post(PATH, self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self._runner = await serve_locally(self._handle, self.port)
 
     async def stop(self) -> None:
         """Close the listener and any open connections."""

@@ -12,15 +12,18 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import asyncpg
+from aiohttp import web
 from sqlalchemy.engine import make_url
 
 from deploy.infra import asyncpg_dsn
 from libs.common.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ def _docker() -> bool:
 
 
 def free_port() -> int:
+    """A TCP port nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -107,3 +111,15 @@ async def drop_database(server_url: str, name: str) -> None:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await connection.close()
+
+
+async def serve_locally(handler: Handler, port: int) -> web.AppRunner:
+    """Answer every method and path on 127.0.0.1:`port` with `handler` (a stand-in for a
+    customer's or merchant's endpoint); `cleanup()` on the runner stops it."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    # A handler that hangs on purpose must not hold up the test's teardown.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.simulators.harness import free_port
+from tests.infra import free_port, serve_locally
 
 
 @dataclass
@@ -60,11 +60,7 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}{path}"
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self._runner = await serve_locally(self._handle, self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:

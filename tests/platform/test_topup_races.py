@@ -20,13 +20,18 @@ from tests.platform.client import Customer, eventually
 from tests.platform.conftest import Platform
 
 
-async def test_twenty_callback_checks_and_the_reconciler_at_once_credit_one_deposit(
-    platform: Platform, customer: Customer
-) -> None:
-    settings = BillingSettings(
+def _billing_settings(platform: Platform) -> BillingSettings:
+    """Billing's settings for this platform, as its billing process has them."""
+    return BillingSettings(
         database_url=platform.config.database_url,
         mobile_money={"mtn": MtnSettings(base_url=platform.config.mobile_money_url)},
     )
+
+
+async def test_twenty_callback_checks_and_the_reconciler_at_once_credit_one_deposit(
+    platform: Platform, customer: Customer
+) -> None:
+    settings = _billing_settings(platform)
     providers = create_providers(settings.mobile_money)
     topups = TopUps(
         platform.sessions, settings, Topology(platform.config.amqp_namespace), providers, []
@@ -86,10 +91,7 @@ async def test_twenty_callback_checks_and_the_reconciler_at_once_credit_one_depo
 async def test_a_payment_reported_after_expiry_is_flagged_not_credited(
     platform: Platform, customer: Customer
 ) -> None:
-    settings = BillingSettings(
-        database_url=platform.config.database_url,
-        mobile_money={"mtn": MtnSettings(base_url=platform.config.mobile_money_url)},
-    )
+    settings = _billing_settings(platform)
     providers = create_providers(settings.mobile_money)
     mtn = providers["mtn"]
     deposit_id, reference = f"dep_late{uuid.uuid4().hex}", str(uuid.uuid4())

@@ -6,19 +6,21 @@ import asyncio
 import contextlib
 import re
 import signal
-import socket
 import struct
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import smpp34
+
+from tests.infra import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,13 +37,6 @@ RECEIPT_TEXT = re.compile(
     r"stat:(?P<stat>[A-Z]+) err:(?P<err>\d{3}) text:(?P<text>.*)$",
     re.DOTALL,
 )
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -81,24 +76,36 @@ def start_simulator(log_path: Path, *args: str, timeout: float = 20.0) -> Runnin
             stderr=subprocess.STDOUT,
         )
     simulator = RunningSimulator(process, smpp_port, http_port, log_path)
+    wait_healthy(process, simulator.base_url, simulator.log, timeout)
+    return simulator
+
+
+def wait_healthy(
+    process: subprocess.Popen[bytes], base_url: str, log: Callable[[], str], timeout: float
+) -> None:
+    """Return once `base_url`/healthz answers 200; stop the process and raise if it never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"simulator exited with {process.returncode}:\n{simulator.log()}")
+            raise RuntimeError(f"simulator exited with {process.returncode}:\n{log()}")
         with (
             contextlib.suppress(OSError, urllib.error.URLError),
-            urllib.request.urlopen(f"{simulator.base_url}/healthz", timeout=1) as response,
+            urllib.request.urlopen(f"{base_url}/healthz", timeout=1) as response,
         ):
             if response.status == 200:
-                return simulator
+                return
         time.sleep(0.05)
-    stop_simulator(simulator)
-    raise RuntimeError(f"simulator not healthy after {timeout}s:\n{simulator.log()}")
+    stop_process(process)
+    raise RuntimeError(f"simulator not healthy after {timeout}s:\n{log()}")
 
 
 def stop_simulator(simulator: RunningSimulator, timeout: float = 10.0) -> int:
     """SIGTERM, as a deployment would; kill it if it does not exit in time. Return its code."""
-    process = simulator.process
+    return stop_process(simulator.process, timeout)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
+    """SIGTERM, as a deployment would; kill it if it does not exit in time. Return its code."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.simulators.harness import REPO_ROOT, free_port
+from tests.infra import free_port, serve_locally
+from tests.simulators.harness import REPO_ROOT, stop_process, wait_healthy
 
 # The simulator's documented defaults, spelled out so the tests do not import it.
 MTN_SUBSCRIPTION_KEY = "sim-mtn-subscription-key"
@@ -59,32 +55,13 @@ def start_mobile_money(log_path: Path, *args: str, timeout: float = 20.0) -> Run
             stderr=subprocess.STDOUT,
         )
     simulator = RunningMobileMoney(process, port, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"simulator exited with {process.returncode}:\n{simulator.log()}")
-        with (
-            contextlib.suppress(OSError, urllib.error.URLError),
-            urllib.request.urlopen(f"{simulator.base_url}/healthz", timeout=1) as response,
-        ):
-            if response.status == 200:
-                return simulator
-        time.sleep(0.05)
-    stop_mobile_money(simulator)
-    raise RuntimeError(f"simulator not healthy after {timeout}s:\n{simulator.log()}")
+    wait_healthy(process, simulator.base_url, simulator.log, timeout)
+    return simulator
 
 
 def stop_mobile_money(simulator: RunningMobileMoney, timeout: float = 10.0) -> int:
     """SIGTERM, as a deployment would; kill it if it does not exit in time. Return its code."""
-    process = simulator.process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
+    return stop_process(simulator.process, timeout)
 
 
 @dataclass
@@ -113,11 +90,7 @@ class CallbackReceiver:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self._runner = await serve_locally(self._handle, self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:
