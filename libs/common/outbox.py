@@ -2,6 +2,11 @@
 
 A crash anywhere between commit and publish only delays the message; a crash between
 publish and delete publishes it again, so every consumer dedupes by id.
+
+On the hot paths (admissions, message states) the committing process publishes its rows
+itself right after the commit: they are inserted already claimed by it (`stage`), so no
+relay round trip stands between a commit and its publish. A relay takes such a row only
+if that process died before deleting it, once the claim runs out.
 """
 
 from __future__ import annotations
@@ -9,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import aio_pika
+import orjson
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from sqlalchemy import delete, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -33,6 +41,8 @@ PRIORITY_NORMAL = 0
 PUBLISH_ATTEMPT = "x-publish-attempt"
 # A claimed row not deleted within this long was abandoned by a dead relay.
 CLAIM_LEASE = "30 seconds"
+# A staged row not deleted within this long was abandoned by the process that committed it.
+STAGED_LEASE = timedelta(seconds=15)
 
 _CLAIM = text(
     "UPDATE outbox o SET attempts = o.attempts + 1,"
@@ -44,6 +54,21 @@ _CLAIM = text(
     " RETURNING o.id, o.exchange, o.routing_key, o.message_id, o.body, o.headers, o.attempts,"
     " o.priority"
 )
+
+
+_STAGE = text(
+    "INSERT INTO outbox (origin, exchange, routing_key, message_id, body, headers, priority,"
+    " attempts, claimed_until)"
+    " SELECT u.origin, u.exchange, u.routing_key, u.message_id, u.body,"
+    " CAST(u.headers AS jsonb), u.priority, 1, now() + CAST(:lease AS interval)"
+    " FROM unnest(CAST(:origins AS text[]), CAST(:exchanges AS text[]),"
+    "             CAST(:routing_keys AS text[]), CAST(:message_ids AS text[]),"
+    "             CAST(:bodies AS bytea[]), CAST(:headers AS text[]),"
+    "             CAST(:priorities AS smallint[]))"
+    " AS u(origin, exchange, routing_key, message_id, body, headers, priority)"
+    " RETURNING id, message_id"
+)
+_DELETE = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 
 @dataclass(slots=True)
@@ -68,10 +93,73 @@ class OutboxMessage:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """An outbox row claimed by the transaction that inserts it: its process publishes it."""
+
+    id: int
+    exchange: str
+    routing_key: str
+    message_id: str
+    body: bytes
+    headers: dict[str, str]
+    priority: int
+    attempts: int = 1
+
+
 async def enqueue(session: AsyncSession, messages: list[OutboxMessage]) -> None:
-    """Add messages to the outbox inside the caller's transaction."""
+    """Add messages to the outbox inside the caller's transaction; a relay publishes them."""
     if messages:
         await session.execute(insert(OutboxRow), [m.row() for m in messages])
+
+
+async def stage(
+    session: AsyncSession, messages: Sequence[OutboxMessage], *, lease: timedelta = STAGED_LEASE
+) -> list[Staged]:
+    """Add messages claimed by this process, which publishes them once the caller commits
+    (`publish_committed`); if it dies first, a relay publishes them after `lease`."""
+    if not messages:
+        return []
+    rows = await session.execute(
+        _STAGE,
+        {
+            "lease": lease,
+            "origins": [m.origin for m in messages],
+            "exchanges": [m.exchange for m in messages],
+            "routing_keys": [m.routing_key for m in messages],
+            "message_ids": [m.message_id for m in messages],
+            "bodies": [m.body for m in messages],
+            "headers": [orjson.dumps(m.headers).decode() for m in messages],
+            "priorities": [m.priority for m in messages],
+        },
+    )
+    ids = {message_id: row_id for row_id, message_id in rows}
+    return [
+        Staged(
+            ids[m.message_id],
+            m.exchange,
+            m.routing_key,
+            m.message_id,
+            m.body,
+            m.headers,
+            m.priority,
+        )
+        for m in messages
+    ]
+
+
+def publish_committed(relays: Sequence[OutboxRelay], staged: Sequence[Staged]) -> None:
+    """Hand committed staged rows to the relay that carries their priority: the first of
+    `relays` (highest minimum priority first) whose minimum the row meets."""
+    if not staged:
+        return
+    ordered = sorted(relays, key=lambda r: r.min_priority, reverse=True)
+    shares: dict[int, list[Staged]] = {}
+    for row in staged:
+        index = next(i for i, r in enumerate(ordered) if row.priority >= r.min_priority)
+        shares.setdefault(index, []).append(row)
+    for index, rows in shares.items():
+        ordered[index].publish_committed(rows)
 
 
 class OutboxRelay:
@@ -106,15 +194,80 @@ class OutboxRelay:
         self._name = name
         self._origin = origin
         # A relay for high-priority rows only never waits behind a campaign's bulk rows.
-        self._min_priority = min_priority
+        self.min_priority = min_priority
+        self._channel_lock = asyncio.Lock()
+        # Staged rows being published, and the ids of those published, to delete.
+        self._publishing: set[asyncio.Task[None]] = set()
+        self._published: list[int] = []
+        self._deleter: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._wakeup.set()
 
+    def publish_committed(self, staged: Sequence[Staged]) -> None:
+        """Publish rows staged by a transaction that has committed, in the background."""
+        if staged:
+            task = asyncio.get_running_loop().create_task(self._publish_staged(staged))
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Wait for staged rows in hand to be published and deleted (on shutdown)."""
+        pending = [*self._publishing, *([self._deleter] if self._deleter else [])]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    async def _publish_staged(self, staged: Sequence[Staged]) -> None:
+        results = await asyncio.gather(
+            *(self._publish(row) for row in staged), return_exceptions=True
+        )
+        failed = [row for row, result in zip(staged, results, strict=True) if result is not None]
+        self._published += [
+            row.id for row, result in zip(staged, results, strict=True) if result is None
+        ]
+        if self._published and (self._deleter is None or self._deleter.done()):
+            self._deleter = asyncio.get_running_loop().create_task(self._delete_published())
+        if failed:
+            error = next(r for r in results if r is not None)
+            log.warning(
+                "outbox.publish_failed",
+                relay=self._name,
+                failed=len(failed),
+                exchange=failed[0].exchange,
+                routing_key=failed[0].routing_key,
+                error=repr(error),
+            )
+            # Give the rows to the relay loop now rather than when their claim runs out.
+            with contextlib.suppress(Exception):
+                await self._release([row.id for row in failed])
+            self.wake()
+
+    async def _delete_published(self) -> None:
+        """Delete published rows, coalesced, one statement each round, outside a transaction."""
+        while self._published:
+            ids, self._published = self._published, []
+            try:
+                async with self._sessions() as session:
+                    connection = await (await session.connection()).get_raw_connection()
+                    await connection.driver_connection.execute(_DELETE, ids)  # type: ignore[union-attr]
+            except Exception as error:  # noqa: BLE001 — kept claimed; tried again shortly
+                log.warning("outbox.delete_failed", relay=self._name, error=repr(error))
+                self._published[:0] = ids
+                await asyncio.sleep(1.0)
+
+    async def _release(self, ids: list[int]) -> None:
+        async with session_scope(self._sessions) as session:
+            await session.execute(
+                update(OutboxRow).where(OutboxRow.id.in_(ids)).values(claimed_until=None)
+            )
+
     async def _exchange(self, name: str) -> AbstractExchange:
         if self._channel is None or self._channel.is_closed:
-            self._channel = await self._connection.channel(on_return_raises=True)
-            self._exchanges.clear()
+            async with self._channel_lock:
+                if self._channel is None or self._channel.is_closed:
+                    self._channel = await self._connection.channel(on_return_raises=True)
+                    self._exchanges.clear()
+        assert self._channel is not None
         if name not in self._exchanges:
             self._exchanges[name] = await self._channel.get_exchange(name, ensure=False)
         return self._exchanges[name]
@@ -154,7 +307,7 @@ class OutboxRelay:
                     _CLAIM,
                     {
                         "limit": self._batch_size,
-                        "min_priority": self._min_priority,
+                        "min_priority": self.min_priority,
                         "origin": self._origin,
                     },
                 )
@@ -168,16 +321,12 @@ class OutboxRelay:
         failed = [
             (row, result) for row, result in zip(rows, results, strict=True) if result is not None
         ]
-        async with session_scope(self._sessions) as session:
-            if done:
+        if done:
+            async with session_scope(self._sessions) as session:
                 await session.execute(delete(OutboxRow).where(OutboxRow.id.in_(done)))
-            if failed:
-                # Not published: release the lease so the next round takes them at once.
-                await session.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.id.in_([row.id for row, _ in failed]))
-                    .values(claimed_until=None)
-                )
+        if failed:
+            # Not published: release the lease so the next round takes them at once.
+            await self._release([row.id for row, _ in failed])
         if failed:
             row, error = failed[0]
             log.warning(

@@ -84,6 +84,8 @@ async def main(settings: BillingSettings, stop: asyncio.Event) -> None:
         await deposits_rpc.stop()
         await refunds_channel.close()
         await checks_channel.close()
+        for r in (priority_relay, relay):
+            await r.settle()
         for task in relay_tasks:
             task.cancel()
         await asyncio.gather(*relay_tasks, return_exceptions=True)

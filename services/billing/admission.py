@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common.admission import Admission, AdmitResult
 from libs.common.amqp import Topology
 from libs.common.models import MessageStatus
-from libs.common.outbox import enqueue
+from libs.common.outbox import Staged, enqueue, stage
 from libs.common.pricing import unit_price
 from services.billing.accepted import Accepted, validity
 from services.billing.jobs import send_jobs
@@ -96,11 +96,13 @@ async def admit_for_wallet(
     admissions: Sequence[Admission],
     *,
     check_existing: bool = False,
+    staged: list[Staged] | None = None,
 ) -> list[AdmitResult]:
     """Admit each request of one wallet in order, each fully or not at all.
 
     Batches that may exist already (`check_existing`, or an admission marked `retry`)
-    are looked up first and answered as they were.
+    are looked up first and answered as they were. With `staged`, the send jobs are
+    staged into it for the caller to publish once it commits; otherwise a relay does.
     """
     now = datetime.now(UTC)
     replayed = await _existing_batches(
@@ -145,7 +147,12 @@ async def admit_for_wallet(
         )
     if accepted:
         await _write(
-            session, settings, topology, Accepted(wallet_id, accepted, results, price, now), balance
+            session,
+            settings,
+            topology,
+            Accepted(wallet_id, accepted, results, price, now),
+            balance,
+            staged,
         )
     for batch_id, result in replayed.items():
         results[batch_id] = result.model_copy(update={"balance": balance})
@@ -193,6 +200,7 @@ async def _write(
     topology: Topology,
     accepted: Accepted,
     balance: int,
+    staged: list[Staged] | None,
 ) -> None:
     admissions = [a for a, _ in accepted.admissions]
     costs = [cost for _, cost in accepted.admissions]
@@ -229,7 +237,11 @@ async def _write(
     if debited != balance:
         raise RuntimeError(f"wallet {accepted.wallet_id}: debit left {debited}, expected {balance}")
     await _copy_messages(session, settings, accepted)
-    await enqueue(session, send_jobs(settings, topology, accepted))
+    jobs = send_jobs(settings, topology, accepted)
+    if staged is None:
+        await enqueue(session, jobs)
+    else:
+        staged += await stage(session, jobs)
 
 
 async def _copy_messages(

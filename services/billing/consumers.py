@@ -18,7 +18,7 @@ from libs.common.db import session_scope
 from libs.common.events import decode_events
 from libs.common.logging import get_logger
 from libs.common.mobile_money import StartDeposit
-from libs.common.outbox import OutboxRelay
+from libs.common.outbox import OutboxRelay, Staged, publish_committed
 from libs.common.rpc import REDELIVERED
 from services.billing.admission import admit_for_wallet
 from services.billing.ledger import refund_messages
@@ -59,8 +59,6 @@ class BillingConsumers:
         groups = await asyncio.gather(
             *(self._admit_wallet(wallet_id, group, again) for wallet_id, group in by_wallet.items())
         )
-        for relay in self._relays:
-            relay.wake()
         results = {r.batch_id: r for group in groups for r in group}
         return _reply([results[a.batch_id] for a in request.admissions])
 
@@ -68,6 +66,7 @@ class BillingConsumers:
         self, wallet_id: str, admissions: list[Admission], again: bool
     ) -> list[AdmitResult]:
         structlog.contextvars.bind_contextvars(request_id=admissions[0].request_id)
+        staged: list[Staged] = []
         try:
             async with session_scope(self._sessions) as session:
                 results = await admit_for_wallet(
@@ -77,10 +76,13 @@ class BillingConsumers:
                     wallet_id,
                     admissions,
                     check_existing=again,
+                    staged=staged,
                 )
         except Exception:
             log.exception("billing.admit_failed", wallet_id=wallet_id, admissions=len(admissions))
             return [_failed(a, "internal_error") for a in admissions]
+        # Committed: the send jobs go out now, while the reply travels back.
+        publish_committed(self._relays, staged)
         for result in results:
             log.info(
                 "billing.admitted" if result.ok else "billing.refused",

@@ -177,6 +177,7 @@ async def main(settings: SenderSettings, stop: asyncio.Event) -> None:
             await receiver.close()
         for pool in pools.values():
             await pool.close()
+        await relay.settle()
         with contextlib.suppress(Exception):
             await relay.drain_once()
         await connection.close()

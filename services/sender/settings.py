@@ -65,8 +65,11 @@ class SenderSettings(CommonSettings):
     lanes: dict[str, int] = Field(default_factory=lambda: {"priority": 0, "bulk": 0})
     prefetch_priority: int = 16
     prefetch_bulk: int = 8
-    # Outcomes are written in batches: at most this long after the first one waits.
-    flush_interval: float = 0.02
+    # Outcomes are written in batches: at most this long after the first one waits. Each
+    # flush costs a transaction whatever its size; 50 ms measured ~20% more single sends/s
+    # in make bench than 20 ms (no gain at 100 ms), and delays no submit: only the stored
+    # status, the job's ack and the carrier's receipt acknowledgement wait for it.
+    flush_interval: float = 0.05
     flush_max: int = 1000
     # Flushes in flight at once: while one waits on Postgres the next batch is written.
     flush_concurrency: int = 3

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from libs.common.amqp import Topology
 from libs.common.db import session_scope
 from libs.common.logging import get_logger
-from libs.common.outbox import OutboxRelay, enqueue
+from libs.common.outbox import OutboxRelay, Staged, stage
 from services.sender import store
 from services.sender.events import status_events
 from services.sender.receipts import Receipt
@@ -186,6 +186,7 @@ class OutcomeWriter:
     async def rematch_parked(self) -> int:
         """One round over the parked receipts that are due; returns how many were due."""
         adopted: list[Work] = []
+        staged: list[Staged] = []
         try:
             async with session_scope(self._sessions) as session:
                 due = await store.due_parked(session, REMATCH_BATCH)
@@ -201,14 +202,14 @@ class OutcomeWriter:
                     matched=[row for row, u in due if id(u) not in still],
                     waiting=[row for row, u in due if id(u) in still],
                 )
-                await self._announce(session, done)
+                staged = await self._announce(session, done)
         except BaseException:
             for work in adopted:
                 self._adopters[work.carrier].unclaim(work)
             raise
         for work in adopted:
             self._registry.resolve(work)
-        self._relay.wake()
+        self._relay.publish_committed(staged)
         return len(due)
 
     async def flush(self) -> None:
@@ -221,7 +222,7 @@ class OutcomeWriter:
         try:
             async with session_scope(self._sessions) as session:
                 changed = await self._write(session, batch, adopted)
-                await self._announce(session, changed)
+                staged = await self._announce(session, changed)
         except BaseException:
             # Everything waits here for the next attempt; receipts stay unanswered to the
             # carrier meanwhile, so a crash now leaves them with the carrier, not lost.
@@ -243,7 +244,7 @@ class OutcomeWriter:
             self._registry.resolve(work)
         for work in batch.handed_on:
             self._registry.resolve(work)
-        self._relay.wake()
+        self._relay.publish_committed(staged)
         for change in changed:
             self.stats[change.status] += 1
         self.stats["flushes"] += 1
@@ -316,5 +317,6 @@ class OutcomeWriter:
         log.info("sender.adopted_by_receipt", messages=len(pairs))
         return changed
 
-    async def _announce(self, session: AsyncSession, changed: list[Changed]) -> None:
-        await enqueue(session, await status_events(session, self._topology, changed))
+    async def _announce(self, session: AsyncSession, changed: list[Changed]) -> list[Staged]:
+        """Stage the events: published by this process as soon as the flush commits."""
+        return await stage(session, await status_events(session, self._topology, changed))
