@@ -49,6 +49,10 @@ class _Sent:
     future: asyncio.Future[None] | None = None
 
 
+# Receipts waiting for an in-flight flush, each with the future acknowledging it (if any).
+_Late = list[tuple[ReceiptUpdate, asyncio.Future[None] | None]]
+
+
 @dataclass
 class _Batch:
     sent: list[_Sent] = field(default_factory=list)
@@ -91,6 +95,10 @@ class OutcomeWriter:
         # Single-part submits of the current batch by (carrier, carrier message id): a
         # receipt that arrives before they are written completes them in the same row write.
         self._open: dict[tuple[str, str], _Sent] = {}
+        # The same for submits whose flush is in flight: a receipt for one of them waits in
+        # its flush's list and joins the next batch once that flush ends, instead of being
+        # parked as an orphan (a row write, then a re-match) because it came a moment early.
+        self._flushing: dict[tuple[str, str], _Late] = {}
         self._wakeup = asyncio.Event()
         self._adopters: dict[str, Adopter] = {}
         self.stats: dict[str, int] = defaultdict(int)
@@ -124,9 +132,12 @@ class OutcomeWriter:
         """Queue a receipt; with `durable`, a future that completes once it is committed."""
         future = asyncio.get_running_loop().create_future() if durable else None
         update = ReceiptUpdate(carrier, receipt, status)
-        entry = self._open.get((carrier, receipt.carrier_message_id))
+        key = (carrier, receipt.carrier_message_id)
+        entry = self._open.get(key)
         if entry is not None and entry.receipt is None:
             entry.receipt, entry.future = update, future
+        elif key in self._flushing:
+            self._flushing[key].append((update, future))
         else:
             self._batch.receipts.append((update, future))
         # Receipts ride the next flush like everything else (at most flush_interval away):
@@ -214,9 +225,23 @@ class OutcomeWriter:
 
     async def flush(self) -> None:
         batch, self._batch = self._batch, _Batch()
-        self._open = {}
+        opened, self._open = self._open, {}
         if not len(batch):
             return
+        late: _Late = []
+        for key in opened:
+            self._flushing[key] = late
+        try:
+            await self._flush(batch)
+        finally:
+            for key in opened:
+                self._flushing.pop(key, None)
+            # Committed: these now match their stored submits; failed: the submits are back
+            # in the batch, written before receipts in the same transaction.
+            self._batch.receipts += late
+            self._poke()
+
+    async def _flush(self, batch: _Batch) -> None:
         started = time.perf_counter()
         adopted: list[Work] = []
         try:
