@@ -64,15 +64,21 @@ async def _apply_by_ids(
             params,
         )
     ).all()
-    parts = (
-        await session.execute(
-            text(
-                f"SELECT u.idx, p.message_id, p.part FROM {unnest} JOIN message_parts p"
-                " ON p.carrier = u.carrier AND p.carrier_message_id = u.cid"
-            ),
-            params,
-        )
-    ).all()
+    # Most receipts are for single-part messages: only the rest are looked up as parts.
+    found = {row[0] for row in singles}
+    rest = [key for key in keys if key[2] not in found]
+    parts: Sequence[Any] = []
+    if rest:
+        carriers, cids, idx = zip(*rest, strict=True)
+        parts = (
+            await session.execute(
+                text(
+                    f"SELECT u.idx, p.message_id, p.part FROM {unnest} JOIN message_parts p"
+                    " ON p.carrier = u.carrier AND p.carrier_message_id = u.cid"
+                ),
+                {"c": list(carriers), "i": list(cids), "x": list(idx)},
+            )
+        ).all()
     matched = {row[0] for row in singles} | {row[0] for row in parts}
     changed: list[Changed] = []
     if singles:
