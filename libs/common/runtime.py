@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from collections.abc import Awaitable, Callable
 
 
 def run(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run `main(stop)` until it returns; a signal sets `stop` so it can shut down cleanly."""
+    freeze_imports()
 
     async def wrapper() -> None:
         stop = asyncio.Event()
@@ -23,3 +25,17 @@ def run(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         uvloop.run(wrapper())
     except ImportError:
         asyncio.run(wrapper())
+
+
+def freeze_imports() -> None:
+    """Put what exists now (imported modules, their classes and constants) out of the
+    cycle collector's sight, for good.
+
+    Every full collection scans every tracked object; with SQLAlchemy, pydantic and
+    aio-pika loaded that is ~200k objects that never die, and under load each full
+    collection stalled the event loop 100-500 ms, a whole OTP latency budget, several
+    times a minute. Frozen, they are never scanned again; what the service allocates
+    from here on is collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
