@@ -19,6 +19,7 @@ from services.sender.deferral import Deferrer
 from services.sender.receipts import Receipt, final_status
 from services.sender.scheduler import CarrierScheduler
 from services.sender.settings import CarrierLinkSettings, SenderSettings
+from services.sender.store import INDEX_PLANS
 from services.sender.sweeper import sweep_forever
 from services.sender.work import Registry
 from services.sender.writer import OutcomeWriter
@@ -77,7 +78,7 @@ async def main(settings: SenderSettings, stop: asyncio.Event) -> None:
     if settings.nice:
         os.nice(settings.nice)
     topology = Topology(settings.amqp_namespace)
-    engine = create_engine(settings, "wesendall-sender")
+    engine = create_engine(settings, "wesendall-sender", INDEX_PLANS)
     sessions = create_sessionmaker(engine)
     connection = await connect(settings, "wesendall-sender")
     setup = await connection.channel()

@@ -16,9 +16,10 @@ from services.sender.store.receipts import (
     settle_parked,
     take_parked_for,
 )
-from services.sender.store.rows import Changed, ReceiptUpdate
+from services.sender.store.rows import INDEX_PLANS, Changed, ReceiptUpdate
 
 __all__ = [
+    "INDEX_PLANS",
     "Changed",
     "ReceiptUpdate",
     "apply_receipts",

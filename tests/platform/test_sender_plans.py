@@ -1,0 +1,87 @@
+"""The sender's outcome writes stay index probes when the statistics are stale.
+
+A platform's statistics say nearly every message is delivered; a campaign then makes tens
+of thousands of queued ones before autoanalyze runs. Planned from those statistics, the
+update that stores submits joined every queued message with every id it was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from deploy.infra import asyncpg_dsn
+from libs.common.db import create_engine, create_sessionmaker, session_scope
+from libs.common.settings import CommonSettings
+from services.sender import store
+from services.sender.store import INDEX_PLANS
+from tests.infra import Servers, create_database, drop_database, unique
+
+_STALE = """
+INSERT INTO accounts (id, phone) VALUES ('acc_p', '+256772000300');
+INSERT INTO wallets (id, account_id) VALUES ('wal_p', 'acc_p');
+INSERT INTO batches (id, wallet_id, message, encoding, priority, recipients, units, cost,
+                     unit_price)
+     VALUES ('bat_p', 'wal_p', 'Past and present', 'GSM-7', 'normal', 1, 1, 35, 35);
+INSERT INTO messages (id, batch_id, wallet_id, recipient, carrier, units, cost, status,
+                      parts_done, expires_at, created_at, updated_at)
+SELECT 'msg_old' || g, 'bat_p', 'wal_p', '+25677' || lpad(g::text, 7, '0'), 'mtn', 1, 35,
+       'delivered', 1, now(), now(), now()
+  FROM generate_series(1, 20000) g;
+ANALYZE messages;
+INSERT INTO messages (id, batch_id, wallet_id, recipient, carrier, units, cost, status,
+                      parts_done, expires_at, created_at, updated_at)
+SELECT 'msg_new' || g, 'bat_p', 'wal_p', '+25670' || lpad(g::text, 7, '0'), 'airtel', 1, 35,
+       'queued', 0, now() + interval '1 day', now(), now()
+  FROM generate_series(1, 60000) g;
+"""
+
+
+@pytest.fixture
+async def stale_database(test_servers: Servers, template_database: str) -> AsyncIterator[str]:
+    name = unique("wesendall_test_plans_")
+    url = await create_database(test_servers.database_url, name, template=template_database)
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await connection.execute(_STALE)
+    finally:
+        await connection.close()
+    yield url
+    await drop_database(test_servers.database_url, name)
+
+
+async def _plan(session: AsyncSession, statement: str, ids: list[str]) -> str:
+    rows = await session.execute(text("EXPLAIN " + statement), {"ids": ids, "was": ["queued"]})
+    return "\n".join(row[0] for row in rows)
+
+
+async def test_storing_submits_probes_the_primary_key_despite_stale_statistics(
+    stale_database: str,
+) -> None:
+    ids = [f"msg_new{n}" for n in range(1000, 1800)]
+    statement = (
+        "UPDATE messages m SET status = 'sent' FROM unnest(CAST(:ids AS text[])) AS u(id)"
+        " WHERE m.id = u.id AND m.status = ANY(CAST(:was AS text[]))"
+    )
+    for server_settings, expected in ((None, "Seq Scan on messages"), (INDEX_PLANS, "pk_messages")):
+        engine = create_engine(
+            CommonSettings(database_url=stale_database), "plans", server_settings
+        )
+        try:
+            async with session_scope(create_sessionmaker(engine)) as session:
+                plan = await _plan(session, statement, ids)
+                # The statement the sender runs, through its own connection settings.
+                if server_settings is INDEX_PLANS:
+                    now = datetime.now(UTC)
+                    changed = await store.mark_sent(session, [(i, "C" + i, now) for i in ids])
+                    assert len(changed) == len(ids)
+        finally:
+            await engine.dispose()
+        # Without the setting the stale plan shows (the trap is real in this database);
+        # with it, every id is an index probe.
+        assert expected in plan, plan
