@@ -5,6 +5,7 @@ exists without its charge.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -82,6 +83,20 @@ _CHARGE = text(
 )
 
 
+# An admission still uncommitted this close to its caller's deadline is rolled back: the
+# caller answers the customer an error at the deadline, and must not have charged them.
+DEADLINE_MARGIN = 0.5
+
+
+class PastDeadline(Exception):
+    """The caller stops listening before this admission could commit; nothing was written."""
+
+
+def _check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.time() > deadline - DEADLINE_MARGIN:
+        raise PastDeadline()
+
+
 def message_ids_for(batch_id: str, count: int) -> list[str]:
     """Message ids derived from their batch id: unique, time-ordered, and cheap to make."""
     stem = "msg_" + batch_id.removeprefix("bat_")
@@ -97,12 +112,15 @@ async def admit_for_wallet(
     *,
     check_existing: bool = False,
     staged: list[Staged] | None = None,
+    deadline: float | None = None,
 ) -> list[AdmitResult]:
     """Admit each request of one wallet in order, each fully or not at all.
 
     Batches that may exist already (`check_existing`, or an admission marked `retry`)
     are looked up first and answered as they were. With `staged`, the send jobs are
     staged into it for the caller to publish once it commits; otherwise a relay does.
+    PastDeadline is raised (the caller rolls back) when the wallet's lock or the writes
+    take the admission too close to `deadline`, the time the requester stops waiting.
     """
     now = datetime.now(UTC)
     replayed = await _existing_batches(
@@ -115,6 +133,7 @@ async def admit_for_wallet(
         return [
             AdmitResult(batch_id=a.batch_id, ok=False, error="wallet_not_found") for a in admissions
         ]
+    _check_deadline(deadline)  # the lock may have been waited for behind other admissions
     balance, negotiated, recent_units = row
     price = unit_price(settings, negotiated, recent_units)
 
@@ -154,6 +173,7 @@ async def admit_for_wallet(
             balance,
             staged,
         )
+        _check_deadline(deadline)
     for batch_id, result in replayed.items():
         results[batch_id] = result.model_copy(update={"balance": balance})
     return [results[a.batch_id] for a in admissions]

@@ -20,7 +20,7 @@ from libs.common.logging import get_logger
 from libs.common.mobile_money import StartDeposit
 from libs.common.outbox import OutboxRelay, Staged, publish_committed
 from libs.common.rpc import REDELIVERED
-from services.billing.admission import admit_for_wallet
+from services.billing.admission import PastDeadline, admit_for_wallet
 from services.billing.ledger import refund_messages
 from services.billing.settings import BillingSettings
 from services.billing.topups import TopUps
@@ -57,13 +57,16 @@ class BillingConsumers:
         # A redelivered request (billing died before acking it) may have been admitted.
         again = bool(headers.get(REDELIVERED))
         groups = await asyncio.gather(
-            *(self._admit_wallet(wallet_id, group, again) for wallet_id, group in by_wallet.items())
+            *(
+                self._admit_wallet(wallet_id, group, again, request.deadline)
+                for wallet_id, group in by_wallet.items()
+            )
         )
         results = {r.batch_id: r for group in groups for r in group}
         return _reply([results[a.batch_id] for a in request.admissions])
 
     async def _admit_wallet(
-        self, wallet_id: str, admissions: list[Admission], again: bool
+        self, wallet_id: str, admissions: list[Admission], again: bool, deadline: float
     ) -> list[AdmitResult]:
         structlog.contextvars.bind_contextvars(request_id=admissions[0].request_id)
         staged: list[Staged] = []
@@ -77,7 +80,14 @@ class BillingConsumers:
                     admissions,
                     check_existing=again,
                     staged=staged,
+                    deadline=deadline,
                 )
+        except PastDeadline:
+            # Rolled back: the gateway answers this customer an error and charges nothing.
+            log.warning(
+                "billing.admit_past_deadline", wallet_id=wallet_id, admissions=len(admissions)
+            )
+            return [_failed(a, "deadline") for a in admissions]
         except Exception:
             log.exception("billing.admit_failed", wallet_id=wallet_id, admissions=len(admissions))
             return [_failed(a, "internal_error") for a in admissions]
