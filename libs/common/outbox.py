@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,7 +23,7 @@ from typing import Any
 import aio_pika
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
-from sqlalchemy import delete, insert, text, update
+from sqlalchemy import insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.db import session_scope
@@ -154,12 +155,11 @@ def publish_committed(relays: Sequence[OutboxRelay], staged: Sequence[Staged]) -
     if not staged:
         return
     ordered = sorted(relays, key=lambda r: r.min_priority, reverse=True)
-    shares: dict[int, list[Staged]] = {}
+    shares: dict[OutboxRelay, list[Staged]] = defaultdict(list)
     for row in staged:
-        index = next(i for i, r in enumerate(ordered) if row.priority >= r.min_priority)
-        shares.setdefault(index, []).append(row)
-    for index, rows in shares.items():
-        ordered[index].publish_committed(rows)
+        shares[next(r for r in ordered if row.priority >= r.min_priority)].append(row)
+    for relay, rows in shares.items():
+        relay.publish_committed(rows)
 
 
 class OutboxRelay:
@@ -228,32 +228,38 @@ class OutboxRelay:
         if self._published and (self._deleter is None or self._deleter.done()):
             self._deleter = asyncio.get_running_loop().create_task(self._delete_published())
         if failed:
-            error = next(r for r in results if r is not None)
-            log.warning(
-                "outbox.publish_failed",
-                relay=self._name,
-                failed=len(failed),
-                exchange=failed[0].exchange,
-                routing_key=failed[0].routing_key,
-                error=repr(error),
-            )
+            self._report_failed(failed, next(r for r in results if r is not None))
             # Give the rows to the relay loop now rather than when their claim runs out.
             with contextlib.suppress(Exception):
                 await self._release([row.id for row in failed])
             self.wake()
 
     async def _delete_published(self) -> None:
-        """Delete published rows, coalesced, one statement each round, outside a transaction."""
+        """Delete published staged rows, coalesced: one statement each round."""
         while self._published:
             ids, self._published = self._published, []
             try:
-                async with self._sessions() as session:
-                    connection = await (await session.connection()).get_raw_connection()
-                    await connection.driver_connection.execute(_DELETE, ids)  # type: ignore[union-attr]
+                await self._delete(ids)
             except Exception as error:  # noqa: BLE001 — kept claimed; tried again shortly
                 log.warning("outbox.delete_failed", relay=self._name, error=repr(error))
                 self._published[:0] = ids
                 await asyncio.sleep(1.0)
+
+    async def _delete(self, ids: list[int]) -> None:
+        """Delete published rows: one statement, outside a transaction."""
+        async with self._sessions() as session:
+            connection = await (await session.connection()).get_raw_connection()
+            await connection.driver_connection.execute(_DELETE, ids)  # type: ignore[union-attr]
+
+    def _report_failed(self, rows: Sequence[Any], error: BaseException) -> None:
+        log.warning(
+            "outbox.publish_failed",
+            relay=self._name,
+            failed=len(rows),
+            exchange=rows[0].exchange,
+            routing_key=rows[0].routing_key,
+            error=repr(error),
+        )
 
     async def _release(self, ids: list[int]) -> None:
         async with session_scope(self._sessions) as session:
@@ -322,21 +328,11 @@ class OutboxRelay:
             (row, result) for row, result in zip(rows, results, strict=True) if result is not None
         ]
         if done:
-            async with session_scope(self._sessions) as session:
-                await session.execute(delete(OutboxRow).where(OutboxRow.id.in_(done)))
+            await self._delete(done)
         if failed:
+            self._report_failed([row for row, _ in failed], failed[0][1])
             # Not published: release the lease so the next round takes them at once.
             await self._release([row.id for row, _ in failed])
-        if failed:
-            row, error = failed[0]
-            log.warning(
-                "outbox.publish_failed",
-                relay=self._name,
-                failed=len(failed),
-                exchange=row.exchange,
-                routing_key=row.routing_key,
-                error=repr(error),
-            )
         if failed and not done:
             raise ConnectionError("outbox publish failed")
         return len(done)

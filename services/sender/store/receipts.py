@@ -50,8 +50,6 @@ async def _apply_by_ids(
 ) -> tuple[set[int], list[Changed]]:
     if not keys:
         return set(), []
-    carriers, cids, idx = zip(*keys, strict=True)
-    params = {"c": list(carriers), "i": list(cids), "x": list(idx)}
     unnest = (
         "unnest(CAST(:c AS text[]), CAST(:i AS text[]), CAST(:x AS int[])) AS u(carrier, cid, idx)"
     )
@@ -61,7 +59,7 @@ async def _apply_by_ids(
                 f"SELECT u.idx, m.id FROM {unnest} JOIN messages m"
                 " ON m.carrier = u.carrier AND m.carrier_message_id = u.cid AND m.units = 1"
             ),
-            params,
+            _key_params(keys),
         )
     ).all()
     # Most receipts are for single-part messages: only the rest are looked up as parts.
@@ -69,17 +67,16 @@ async def _apply_by_ids(
     rest = [key for key in keys if key[2] not in found]
     parts: Sequence[Any] = []
     if rest:
-        carriers, cids, idx = zip(*rest, strict=True)
         parts = (
             await session.execute(
                 text(
                     f"SELECT u.idx, p.message_id, p.part FROM {unnest} JOIN message_parts p"
                     " ON p.carrier = u.carrier AND p.carrier_message_id = u.cid"
                 ),
-                {"c": list(carriers), "i": list(cids), "x": list(idx)},
+                _key_params(rest),
             )
         ).all()
-    matched = {row[0] for row in singles} | {row[0] for row in parts}
+    matched = found | {row[0] for row in parts}
     changed: list[Changed] = []
     if singles:
         changed += changed_rows(
@@ -101,6 +98,12 @@ async def _apply_by_ids(
     if parts:
         changed += await _apply_parts(session, updates, parts)
     return matched, changed
+
+
+def _key_params(keys: Sequence[tuple[str, str, int]]) -> dict[str, list[Any]]:
+    """The (carrier, carrier id, receipt index) keys as the `unnest` parameters c, i, x."""
+    carriers, cids, idx = zip(*keys, strict=True)
+    return {"c": list(carriers), "i": list(cids), "x": list(idx)}
 
 
 async def _apply_parts(
