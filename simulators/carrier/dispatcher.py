@@ -1,9 +1,9 @@
 """Pushes delivery receipts to bound sessions, like a real SMSC: late, routed, never lost.
 
 No task or coroutine per receipt: due receipts wait in one heap released by a single loop
-timer, each receiving session has an outbox (see `outbox`) pumped up to its window, and
-every deliver_sm Future reports back through a done-callback. At several thousand receipts
-a second that keeps the event loop free for submits.
+timer, and each receiving session has an outbox (see `outbox`) pumped up to its window and
+settled by the session's deliver_sm_resp. At several thousand receipts a second that keeps
+the event loop free for submits.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import itertools
 import math
 from collections import deque
 
-import smpp34
-
-from simulators.carrier.outbox import Mode, Outbox
+from simulators.carrier.outbox import Outbox
 from simulators.carrier.receipts import Receipt
+from simulators.carrier.server import Session
 from simulators.carrier.state import Counters, RuntimeConfig
 
 _TICK = 0.005  # receipts due within one tick go out together
@@ -38,19 +37,21 @@ class ReceiptDispatcher:
         self._order = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
-        self._outboxes: dict[str, Outbox] = {}
+        self._outboxes: dict[int, Outbox] = {}
         self._by_system: dict[str, list[Outbox]] = {}
         self._turn = itertools.count()
         self._unrouted: dict[str, deque[Receipt]] = {}
         self.outstanding = 0  # scheduled and not yet acknowledged by an ESME
+        self._closed = False
 
     # -- sessions -------------------------------------------------------------------------
 
-    def session_bound(self, esme: smpp34.Esme) -> None:
+    def session_bound(self, session: Session) -> None:
         """Start delivering to a new receiving session, beginning with receipts that had none."""
-        if not esme.can_receive:
+        # A transmitter is never sent deliver_sm (SMPP 3.4 §2.2).
+        if not session.receives or self._closed:
             return
-        outbox = Outbox(esme, self, self.config, self.window, Mode.PROBING)
+        outbox = Outbox(session, self, self.config, self.window)
         self._outboxes[outbox.session_id] = outbox
         self._by_system.setdefault(outbox.system_id, []).append(outbox)
         waiting = self._unrouted.pop(outbox.system_id, None)
@@ -58,14 +59,8 @@ class ReceiptDispatcher:
             outbox.queue.extend(waiting)
             outbox.pump()
 
-    def session_transmits(self, session_id: str) -> None:
-        """A session submitted, so it is TX or TRX: if it also receives, it answers receipts."""
-        outbox = self._outboxes.get(session_id)
-        if outbox is not None:
-            outbox.confirm()
-
-    def session_unbound(self, session_id: str) -> None:
-        """Re-route what was queued for (or not yet confirmed by) a session that has gone."""
+    def session_unbound(self, session_id: int) -> None:
+        """Re-route what was queued for, or unanswered by, a session that has gone."""
         outbox = self._outboxes.pop(session_id, None)
         if outbox is None:
             return
@@ -73,10 +68,11 @@ class ReceiptDispatcher:
         siblings.remove(outbox)
         if not siblings:
             self._by_system.pop(outbox.system_id, None)
-        # Receipts in flight come back through the outbox's callbacks (error) and are retried.
-        queued, unconfirmed = outbox.close()
+        queued, unanswered = outbox.close()
+        if self._closed:
+            return
         self._route_all(queued)
-        for receipt in unconfirmed:
+        for receipt in unanswered:
             self.retry(receipt, session_id)
 
     # -- scheduling -----------------------------------------------------------------------
@@ -89,7 +85,7 @@ class ReceiptDispatcher:
         if due + _TICK < self._timer_at:  # a timer due within a tick of it will do
             self._arm(due)
 
-    def retry(self, receipt: Receipt, failed_session: str) -> None:
+    def retry(self, receipt: Receipt, failed_session: int) -> None:
         """Try a receipt again later, with exponential backoff."""
         receipt.attempts += 1
         self._counters.receipt_retries += 1
@@ -117,13 +113,14 @@ class ReceiptDispatcher:
             self._arm(self._heap[0][0])
 
     def close(self) -> None:
-        """Stop the release timer (receipts still pending die with the process)."""
+        """Stop delivering (receipts still pending die with the process)."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer, self._timer_at = None, math.inf
 
     def _arm(self, when: float) -> None:
-        if self.config.paused:
+        if self.config.paused or self._closed:
             return
         if self._timer is not None:
             self._timer.cancel()
@@ -146,7 +143,7 @@ class ReceiptDispatcher:
     # -- routing --------------------------------------------------------------------------
 
     def _route_all(self, receipts: deque[Receipt] | list[Receipt]) -> None:
-        touched: dict[str, Outbox] = {}
+        touched: dict[int, Outbox] = {}
         for receipt in receipts:
             outbox = self._route(receipt)
             if outbox is not None:
@@ -166,7 +163,7 @@ class ReceiptDispatcher:
         outbox.queue.append(receipt)
         return outbox
 
-    def _sibling(self, system_id: str, avoid: str | None) -> Outbox | None:
+    def _sibling(self, system_id: str, avoid: int | None) -> Outbox | None:
         bound = self._by_system.get(system_id)
         if not bound:
             return None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import smpp34
-
+from simulators.carrier import wire
 from simulators.carrier.protocol import (
+    ESM_DELIVERY_RECEIPT,
     TLV_MESSAGE_STATE,
     TLV_NETWORK_ERROR_CODE,
     TLV_RECEIPTED_MESSAGE_ID,
@@ -22,11 +22,9 @@ UNDELIVERABLE_STATE = 5
 UNDELIVERED_ERROR = 27
 _NETWORK_TYPE_GSM = 3
 
-_STATE_DELIVERED = smpp34.Tlv(TLV_MESSAGE_STATE, bytes([DELIVERED_STATE]))
-_STATE_UNDELIVERABLE = smpp34.Tlv(TLV_MESSAGE_STATE, bytes([UNDELIVERABLE_STATE]))
-_NETWORK_ERROR = smpp34.Tlv(
-    TLV_NETWORK_ERROR_CODE,
-    bytes([_NETWORK_TYPE_GSM]) + UNDELIVERED_ERROR.to_bytes(2, "big"),
+_STATE_DELIVERED = wire.tlv(TLV_MESSAGE_STATE, bytes([DELIVERED_STATE]))
+_STATE_UNDELIVERABLE = wire.tlv(TLV_MESSAGE_STATE, bytes([UNDELIVERABLE_STATE])) + wire.tlv(
+    TLV_NETWORK_ERROR_CODE, bytes([_NETWORK_TYPE_GSM]) + UNDELIVERED_ERROR.to_bytes(2, "big")
 )
 _DELIVERED = ("dlvrd:001", "stat:DELIVRD err:000")
 _UNDELIVERED = ("dlvrd:000", f"stat:UNDELIV err:{UNDELIVERED_ERROR:03d}")
@@ -56,7 +54,7 @@ class Receipt:
         self,
         *,
         system_id: str,
-        session_id: str,
+        session_id: int,
         receipt_id: str,
         source_addr: str,
         source_ton: int,
@@ -83,7 +81,7 @@ class Receipt:
         self.delivered = delivered
         self.snippet = snippet
         self.attempts = 0
-        self.avoid_session: str | None = None
+        self.avoid_session: int | None = None
 
 
 class _MinuteClock:
@@ -122,9 +120,23 @@ def receipt_text(receipt: Receipt, done_at: float) -> bytes:
     return text.encode("ascii", errors="replace")
 
 
-def receipt_tlvs(receipt: Receipt) -> list[smpp34.Tlv]:
+def receipt_tlvs(receipt: Receipt) -> bytes:
     """receipted_message_id (C-octet string), message_state and, on failure, network_error_code."""
-    receipted = smpp34.Tlv(TLV_RECEIPTED_MESSAGE_ID, receipt.receipt_id.encode("ascii") + b"\0")
-    if receipt.delivered:
-        return [receipted, _STATE_DELIVERED]
-    return [receipted, _STATE_UNDELIVERABLE, _NETWORK_ERROR]
+    receipted = wire.tlv(TLV_RECEIPTED_MESSAGE_ID, receipt.receipt_id.encode("ascii") + b"\0")
+    return receipted + (_STATE_DELIVERED if receipt.delivered else _STATE_UNDELIVERABLE)
+
+
+def receipt_pdu(sequence: int, receipt: Receipt, done_at: float) -> bytes:
+    """The deliver_sm carrying `receipt`, back from the handset to the sender id."""
+    return wire.deliver_sm(
+        sequence,
+        receipt.source_ton,
+        receipt.source_npi,
+        receipt.source_addr,
+        receipt.destination_ton,
+        receipt.destination_npi,
+        receipt.destination_addr,
+        ESM_DELIVERY_RECEIPT,
+        receipt_text(receipt, done_at),
+        receipt_tlvs(receipt),
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import signal
@@ -69,13 +68,12 @@ async def run(settings: SimulatorSettings) -> None:
 
     smsc = CarrierSmsc(settings)
     await smsc.start()
-    serving = asyncio.ensure_future(smsc.serve())
     runner = web.AppRunner(create_app(smsc), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.http_host, settings.http_port).start()
     except BaseException:
-        await _shut_down(smsc, serving, runner)
+        await _shut_down(smsc, runner)
         raise
     traffic = asyncio.ensure_future(log_traffic(smsc, settings.stats_interval))
     freezing = asyncio.ensure_future(_freeze_stored(FREEZE_INTERVAL))
@@ -92,7 +90,7 @@ async def run(settings: SimulatorSettings) -> None:
     log.info("simulator.stopping", **smsc.stats())
     traffic.cancel()
     freezing.cancel()
-    await _shut_down(smsc, serving, runner)
+    await _shut_down(smsc, runner)
     log.info("simulator.stopped")
 
 
@@ -111,11 +109,6 @@ async def _freeze_stored(interval: float) -> None:
         gc.freeze()
 
 
-async def _shut_down(
-    smsc: CarrierSmsc, serving: asyncio.Future[None], runner: web.AppRunner
-) -> None:
+async def _shut_down(smsc: CarrierSmsc, runner: web.AppRunner) -> None:
     await smsc.stop()
-    serving.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await serving
     await runner.cleanup()

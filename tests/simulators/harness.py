@@ -127,6 +127,13 @@ async def http(
         return response.status, await response.json()
 
 
+async def stats(simulator: RunningSimulator) -> dict[str, Any]:
+    """The simulator's counters, as `GET /stats` gives them."""
+    status, body = await http(simulator, "GET", "/stats")
+    assert status == 200
+    return body  # type: ignore[no-any-return]
+
+
 async def eventually(check: Any, timeout: float = 10.0) -> Any:
     """Poll an async `check()` until it returns something truthy; return that."""
     deadline = asyncio.get_running_loop().time() + timeout

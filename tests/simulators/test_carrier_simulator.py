@@ -21,6 +21,7 @@ from tests.simulators.harness import (
     http,
     receipt_fields,
     receipt_tlvs,
+    stats,
 )
 
 pytestmark = pytest.mark.asyncio
@@ -32,12 +33,6 @@ async def messages_to(carrier: RunningSimulator, recipient: str) -> list[dict[st
     status, body = await http(carrier, "GET", f"/messages?recipient={recipient}")
     assert status == 200
     return body["data"]
-
-
-async def stats(carrier: RunningSimulator) -> dict[str, object]:
-    status, body = await http(carrier, "GET", "/stats")
-    assert status == 200
-    return body
 
 
 async def test_ordinary_recipient_gets_a_delivered_receipt(
