@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Callable
+from dataclasses import replace
 
 from libs.common.amqp import Topology, connect, declare_topology, durable_queue
 from libs.common.db import create_engine, create_sessionmaker
@@ -13,7 +14,7 @@ from libs.common.logging import configure_logging, get_logger
 from libs.common.outbox import SENDER, OutboxRelay
 from libs.common.runtime import run
 from services.sender.carriers.pool import CarrierPool
-from services.sender.carriers.receiver import SmppReceiver
+from services.sender.carriers.smpp import SmppBind
 from services.sender.consumers import JobConsumer
 from services.sender.deferral import Deferrer
 from services.sender.receipts import Receipt, final_status
@@ -30,15 +31,19 @@ DRAIN_TIMEOUT = 15.0
 
 
 def _receipt_handler(
-    writer: OutcomeWriter, carrier: str, link: CarrierLinkSettings, *, durable: bool
+    writer: OutcomeWriter, carrier: str, link: CarrierLinkSettings
 ) -> Callable[[Receipt], asyncio.Future[None] | None]:
-    """Final receipts go to the writer; intermediate ones (ENROUTE, …) change nothing."""
+    """Final receipts go to the writer; intermediate ones (ENROUTE, …) change nothing.
+
+    The future it returns completes once the receipt is committed: only then does the bind
+    acknowledge it to the carrier.
+    """
 
     def on_receipt(receipt: Receipt) -> asyncio.Future[None] | None:
         status = final_status(receipt.state, link.accepted_is_final)
         if status is None:
             return None
-        return writer.receipt(carrier, receipt, status, durable=durable)
+        return writer.receipt(carrier, receipt, status, durable=True)
 
     return on_receipt
 
@@ -103,19 +108,21 @@ async def main(settings: SenderSettings, stop: asyncio.Event) -> None:
     )
     deferrer = Deferrer(connection, topology)
     pools: dict[str, CarrierPool] = {}
-    receivers: list[SmppReceiver] = []
+    receivers: list[SmppBind] = []
     schedulers: dict[str, CarrierScheduler] = {}
     for carrier in settings.carriers:
         link = settings.carrier_links[carrier]
         pool = CarrierPool.smpp(
             carrier,
             link.bind_config(),
-            _receipt_handler(writer, carrier, link, durable=False),
+            _receipt_handler(writer, carrier, link),
             binds=link.binds,
         )
         for _ in range(link.receiver_binds):
-            receiver = SmppReceiver(
-                carrier, link.bind_config(), _receipt_handler(writer, carrier, link, durable=True)
+            receiver = SmppBind(
+                carrier,
+                replace(link.bind_config(), bind_type="RX"),
+                _receipt_handler(writer, carrier, link),
             )
             await receiver.start()
             receivers.append(receiver)

@@ -20,10 +20,9 @@ class CarrierLinkSettings(BaseModel):
     system_id: str = ""
     password: SecretStr = SecretStr("")
     system_type: str = ""
-    # Submit binds are transmitters (TX) and receipts arrive on receiver binds (RX) that
-    # acknowledge each one only once it is stored. TRX submit binds also carry receipts,
-    # but smpp34 acknowledges those on arrival: one in memory at a crash is lost. A sender
-    # may run without receivers when another sender process holds them.
+    # Submit binds are transmitters (TX) and receipts arrive on receiver binds (RX); TRX
+    # submit binds carry receipts too. Every bind acknowledges a receipt only once it is
+    # stored. A sender may run without receivers when another sender process holds them.
     bind_type: str = Field(default="TX", pattern="^(TX|TRX)$")
     binds: int = 1
     receiver_binds: int = 1

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import uvloop
 
 from services.sender.carriers.base import SubmitKind, SubmitOutcome
 from services.sender.carriers.pool import CarrierPool
@@ -318,3 +319,68 @@ async def test_pool_binds_several_times_and_spreads_submits_over_them(
         assert peak == 2
     finally:
         await pool.close()
+
+
+async def test_a_receiver_answers_a_receipt_only_once_it_is_stored(
+    make_bind: MakeBind, running: Simulator
+) -> None:
+    """A receipt whose store fails is answered with an error and offered again; once stored,
+    it is answered and never offered again."""
+    offered: list[Receipt] = []
+    failing = True
+
+    def store(receipt: Receipt) -> asyncio.Future[None]:
+        offered.append(receipt)
+        future = asyncio.get_running_loop().create_future()
+        if failing:
+            future.set_exception(OSError("database away"))
+        else:
+            future.set_result(None)
+        return future
+
+    config = SmppBindConfig(
+        "127.0.0.1", running.smpp_port, "mtn", "secret", bind_type="RX", reconnect_min=0.1
+    )
+    receiver = SmppBind("mtn", config, store)
+    await receiver.start()
+    try:
+        assert await receiver.wait_up(10)
+        transmitter = await make_bind(bind_type="TX")
+        outcome = await send(transmitter, DELIVERED, [b"stored before answered"])
+        await eventually(lambda: len(offered) >= 2)  # refused once, so offered again
+        failing = False
+        async with asyncio.timeout(10):
+            while (await running.get("/stats"))["receipts_pending"]:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        answered = len(offered)
+        await asyncio.sleep(1.0)
+        assert len(offered) == answered
+        assert {r.carrier_message_id for r in offered} == set(outcome.carrier_message_ids)
+    finally:
+        await receiver.close()
+
+
+def test_the_bind_works_on_uvloop_as_the_services_run_it(tmp_path: Path) -> None:
+    """uvloop's transports differ from asyncio's in ways only a real run shows."""
+
+    async def scenario() -> None:
+        simulator = Simulator(tmp_path / "simulator.log")
+        try:
+            await simulator.start()
+            box = ReceiptBox()
+            config = SmppBindConfig("127.0.0.1", simulator.smpp_port, "mtn", "secret")
+            bind = SmppBind("mtn", config, box)
+            await bind.start()
+            try:
+                assert await bind.wait_up(10)
+                outcome = await send(bind, DELIVERED, [b"on uvloop"])
+                assert outcome.kind is SubmitKind.OK
+                [receipt] = await box.for_ids(outcome.carrier_message_ids)
+                assert receipt.state == "DELIVRD"
+            finally:
+                await bind.close()
+        finally:
+            simulator.stop()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())

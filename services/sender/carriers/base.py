@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from services.sender.receipts import Receipt
 
-# Receipts are handed over from the connection's reader loop, which must keep draining the
-# socket (the SMSC is NAKed when it falls behind), so the callback must only enqueue.
-ReceiptCallback = Callable[[Receipt], object]
+# Receipts are handed over from the connection's reader, which must keep draining the
+# socket, so the callback must only enqueue. It may return an awaitable that completes once
+# the receipt is stored: the carrier's deliver_sm is answered only then (with an error, so
+# that the carrier offers it again, if the awaitable fails).
+ReceiptCallback = Callable[[Receipt], Awaitable[object] | None]
 
 # command_status of an outcome the SMSC never answered: not bound, connection lost, timed out.
 NO_RESPONSE = -1

@@ -1,8 +1,10 @@
-"""One SMPP 3.4 bind to a carrier's SMSC: kept bound, windowed, paced, receipts handed over.
+"""One SMPP 3.4 bind to a carrier's SMSC: kept bound, windowed, paced, receipts stored first.
 
-smpp34 does the wire protocol; this module adds what it leaves to us (measured on 1.5.0):
-it does not enforce its window_size, never reconnects, and may crash the interpreter at exit
-unless the client is stopped and given a moment before the event loop closes.
+The bind speaks SMPP itself (`wire`, `connection`): a window of outstanding submit_sm,
+pacing, enquire_link keepalive, reconnection with backoff, and a deliver_sm answered only
+once the receipt it carries is stored, so a receipt in memory when the process dies is
+delivered again by the carrier rather than lost. Any bind type works: TX submits, RX
+receives, TRX does both.
 """
 
 from __future__ import annotations
@@ -11,14 +13,13 @@ import asyncio
 import contextlib
 import random
 import string
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import timedelta
-from typing import Any
 
-import smpp34
 import structlog
 
 from libs.common.throttle import TokenBucket
+from services.sender.carriers import wire
 from services.sender.carriers.base import (
     NO_RESPONSE,
     ReceiptCallback,
@@ -27,6 +28,7 @@ from services.sender.carriers.base import (
     classify,
     command_status_name,
 )
+from services.sender.carriers.connection import SmppConnection
 from services.sender.carriers.smpp_config import (
     MAX_ADDRESS_DIGITS,
     MAX_SHORT_MESSAGE,
@@ -45,15 +47,21 @@ THROTTLE_PAUSE = 0.3
 THROTTLE_RETRIES = 20
 # A session that lived this long counts as stable: the next reconnect starts the backoff over.
 _STABLE_SESSION_FACTOR = 2.0
-# Grace for the client to stop its Rust runtime threads before the loop may close.
-_STOP_GRACE = 0.2
+# SMPP 3.4 leaves the keepalive interval to the parties; carriers expect ~30-60 s.
+ENQUIRE_INTERVAL = 30.0
+# A session with nothing read for this long (not even enquire_link answers) is dead.
+IDLE_LIMIT = ENQUIRE_INTERVAL * 3
+# How long close() waits for the SMSC to answer unbind.
+_UNBIND_TIMEOUT = 5.0
 
 
 class _Session:
     """One bound connection; replaced, never reused, after it drops."""
 
-    def __init__(self, smsc: smpp34.Smsc, bound_at: float) -> None:
-        self.smsc, self.bound_at = smsc, bound_at
+    __slots__ = ("bound_at", "connection")
+
+    def __init__(self, connection: SmppConnection, bound_at: float) -> None:
+        self.connection, self.bound_at = connection, bound_at
 
 
 class SmppBind:
@@ -70,7 +78,15 @@ class SmppBind:
         self._closed = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._outstanding = 0
-        self._log = log.bind(carrier=name, system_id=config.system_id)
+        self._head = wire.SubmitTemplate(
+            config.source_addr,
+            config.source_ton,
+            config.source_npi,
+            config.dest_ton,
+            config.dest_npi,
+            config.registered_delivery,
+        ).head()
+        self._log = log.bind(carrier=name, system_id=config.system_id, bind=config.bind_type)
 
     @property
     def outstanding(self) -> int:
@@ -127,24 +143,22 @@ class SmppBind:
             return _refused("ESME_RINVDSTADR")
         if any(len(part) > MAX_SHORT_MESSAGE for part in parts):
             return _refused("ESME_RINVMSGLEN")
-        fields: dict[str, Any] = {
-            "source_addr": self.config.source_addr,
-            "source_addr_ton": self.config.source_ton,
-            "source_addr_npi": self.config.source_npi,
-            "dest_addr_ton": self.config.dest_ton,
-            "dest_addr_npi": self.config.dest_npi,
-            "esm_class": esm_class,
-            "data_coding": data_coding,
-            "registered_delivery": self.config.registered_delivery,
-        }
-        if validity is not None:
-            fields["validity_period"] = relative_validity(validity)
+        validity_period = relative_validity(validity) if validity is not None else ""
         message_ids: list[str] = []
         for part in parts:
+            body = wire.submit_sm_body(
+                self._head,
+                digits,
+                part,
+                esm_class=esm_class,
+                data_coding=data_coding,
+                registered_delivery=self.config.registered_delivery,
+                validity_period=validity_period,
+            )
             # A throttled part is offered again here, after the bind's pause: going back to
             # part 1 would hand the carrier the parts it already took a second time.
             for _ in range(THROTTLE_RETRIES):
-                outcome = await self._submit_part(digits, part, fields)
+                outcome = await self._submit_part(body)
                 if outcome.kind is not SubmitKind.THROTTLED:
                     break
             if outcome.kind is not SubmitKind.OK:
@@ -155,26 +169,29 @@ class SmppBind:
         return SubmitOutcome(SubmitKind.OK, message_ids, 0, None)
 
     async def close(self) -> None:
-        """Unbind, stop the supervisor and the client; the bind cannot be restarted."""
+        """Unbind, stop the supervisor; the bind cannot be restarted."""
         if self._closed.is_set():
             return
         self._closed.set()
         session = self._session
-        if session is not None:
+        if session is not None and session.connection.is_open:
+            connection = session.connection
             try:
-                await asyncio.wait_for(asyncio.ensure_future(session.smsc.unbind()), timeout=5)
-            except (smpp34.SmppError, TimeoutError) as exc:
-                self._log.warning("smpp.unbind_failed", error=str(exc))
+                await asyncio.wait_for(connection.request(wire.UNBIND), _UNBIND_TIMEOUT)
+            except ConnectionError:
+                pass  # the SMSC closed the connection: unbound all the same
+            except TimeoutError:
+                self._log.warning("smpp.unbind_unanswered", timeout=_UNBIND_TIMEOUT)
+            connection.close()
         if self._supervisor is not None:
-            # The reader sees Disconnected right after unbind; cancel only a stuck supervisor.
+            # The supervisor ends with the connection; cancel only a stuck one.
             done, _ = await asyncio.wait({self._supervisor}, timeout=2)
             if not done:
                 self._supervisor.cancel()
                 await asyncio.gather(self._supervisor, return_exceptions=True)
-        await asyncio.sleep(_STOP_GRACE)
         self._log.info("smpp.closed")
 
-    async def _submit_part(self, digits: str, part: bytes, fields: dict[str, Any]) -> SubmitOutcome:
+    async def _submit_part(self, body: bytes) -> SubmitOutcome:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.response_timeout
         while True:
@@ -183,35 +200,31 @@ class SmppBind:
             async with self._window:
                 await self._bucket.acquire()
                 session = self._session
-                if session is None:
+                if session is None or not session.connection.is_open:
                     continue  # dropped while we queued; nothing was sent, wait for the rebind
-                return await self._send(session, digits, part, fields)
+                return await self._send(session.connection, body)
 
-    async def _send(
-        self, session: _Session, digits: str, part: bytes, fields: dict[str, Any]
-    ) -> SubmitOutcome:
+    async def _send(self, connection: SmppConnection, body: bytes) -> SubmitOutcome:
         self._outstanding += 1
         try:
-            async with asyncio.timeout(self.config.response_timeout):
-                response = await session.smsc.submit_sm(digits, part, **fields)
+            status, response = await connection.request(wire.SUBMIT_SM, body)
         except TimeoutError:
             self._log.warning("smpp.submit_timed_out", timeout=self.config.response_timeout)
             return SubmitOutcome(SubmitKind.CONNECTION_LOST, [], NO_RESPONSE, "response_timeout")
-        except Exception as exc:  # noqa: BLE001 - SmppError, or a Rust panic surfaced as Exception
-            # smpp34 raises SmppError("ESME_RSYSERR ...") for a submit outstanding when the
-            # session drops, and after its own 30 s response timer: either way it may have
-            # reached the SMSC. A real SMSC error arrives as a response, not as an exception.
-            self._log.warning("smpp.submit_lost", error=str(exc), error_type=type(exc).__name__)
+        except ConnectionError as exc:
+            # Sent, but the connection closed before the answer: it may have reached the
+            # SMSC. A real SMSC error arrives as a response, not as a closed connection.
+            self._log.warning("smpp.submit_lost", error=str(exc))
             return SubmitOutcome(SubmitKind.CONNECTION_LOST, [], NO_RESPONSE, "connection_lost")
         finally:
             self._outstanding -= 1
-        status = response.command_status
         kind = classify(status)
         if kind is SubmitKind.OK:
-            if not response.message_id:
+            message_id = wire.message_id(response)
+            if not message_id:
                 # message_id is mandatory (§4.4.2); without it no receipt can ever match.
                 self._log.warning("smpp.submit_without_message_id")
-            return SubmitOutcome(kind, [response.message_id or ""], status, None)
+            return SubmitOutcome(kind, [message_id], status, None)
         if kind is SubmitKind.THROTTLED:
             self._bucket.pause(THROTTLE_PAUSE)
             self._log.info("smpp.throttled", command_status=status, pause=THROTTLE_PAUSE)
@@ -229,72 +242,103 @@ class SmppBind:
                 await self._wait_before_reconnect(failures)
 
     async def _bind(self, failures: int) -> _Session | None:
-        """Bind, read until the session ends, and tear it down; the session, or None."""
-        cfg = self.config
-        client = smpp34.Client(
-            cfg.host,
-            cfg.port,
-            cfg.system_id,
-            cfg.password,
-            bind_type=cfg.bind_type,
-            system_type=cfg.system_type,
-            window_size=cfg.window,  # only logged by smpp34; the semaphore is the real window
-            connect_timeout_ms=int(cfg.connect_timeout * 1000),
-        )
+        """Bind, serve until the connection ends, and tear it down; the session, or None."""
+        loop = asyncio.get_running_loop()
+        connection: SmppConnection | None = None
         try:
             try:
-                # connect_timeout_ms covers TCP connect and the bind response; the outer
-                # timeout only guards against the library never answering at all.
-                smsc = await asyncio.wait_for(
-                    asyncio.ensure_future(client.connect()), timeout=cfg.connect_timeout + 5
-                )
+                connection = await self._connect()
             except Exception as exc:  # noqa: BLE001 - the supervisor must outlive any failure
-                self._log.warning("smpp.bind_failed", error=str(exc), attempt=failures + 1)
+                self._log.warning("smpp.bind_failed", error=repr(exc), attempt=failures + 1)
                 return None
-            loop = asyncio.get_running_loop()
-            session = self._session = _Session(smsc, loop.time())
+            session = self._session = _Session(connection, loop.time())
             self._up.set()
-            self._log.info("smpp.bound", attempt=failures + 1, session_id=smsc.session_id)
-            await self._read(session)
+            self._log.info("smpp.bound", attempt=failures + 1)
+            await self._serve(connection)
             if not self._closed.is_set():
                 self._log.warning(
-                    "smpp.disconnected", uptime=round(loop.time() - session.bound_at, 3)
+                    "smpp.disconnected",
+                    uptime=round(loop.time() - session.bound_at, 3),
+                    unbound_by_carrier=connection.unbound_by_peer,
                 )
             return session
         finally:
             self._up.clear()
             self._session = None
-            try:
-                await client.stop()
-            except Exception as exc:  # noqa: BLE001 - nothing left to do but carry on
-                self._log.warning("smpp.stop_failed", error=str(exc))
+            if connection is not None:
+                connection.abort()
 
-    async def _read(self, session: _Session) -> None:
-        """Drain deliver_sm without pause: smpp34 NAKs them when the reader falls behind."""
-        while True:
+    async def _connect(self) -> SmppConnection:
+        """Open the TCP connection and bind; the bound connection."""
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(cfg.connect_timeout):
+            _, connection = await loop.create_connection(
+                lambda: SmppConnection(self._deliver, cfg.response_timeout), cfg.host, cfg.port
+            )
             try:
-                event = await session.smsc.next()
-            except Exception as exc:  # noqa: BLE001 - any read failure ends the session
-                self._log.warning("smpp.read_failed", error=str(exc))
-                return
-            if isinstance(event, smpp34.Disconnected):
-                return
-            self._deliver(event)
+                body = wire.bind_body(cfg.system_id, cfg.password, cfg.system_type)
+                status, _ = await connection.request(wire.BIND_COMMANDS[cfg.bind_type], body)
+            except BaseException:
+                connection.abort()
+                raise
+        if status:
+            connection.abort()
+            raise ConnectionError(f"bind refused: {command_status_name(status)}")
+        return connection
 
-    def _deliver(self, event: smpp34.DeliverSmEvent) -> None:
-        tlvs = [(tlv.tag, tlv.value) for tlv in event.tlvs]
-        receipt = parse_receipt(event.esm_class, event.source_addr, event.short_message, tlvs)
+    async def _serve(self, connection: SmppConnection) -> None:
+        """Keep the link alive until it closes: enquire_link, overdue responses, silence."""
+        loop = asyncio.get_running_loop()
+        tick = min(1.0, self.config.response_timeout / 4)
+        next_enquire = loop.time() + ENQUIRE_INTERVAL
+        while not connection.closed.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(connection.closed), tick)
+            if connection.closed.done():
+                return
+            connection.expire()
+            now = loop.time()
+            if now - connection.last_read > IDLE_LIMIT:
+                self._log.warning("smpp.carrier_silent", seconds=round(now - connection.last_read))
+                connection.abort()
+            elif now >= next_enquire:
+                connection.notify(wire.ENQUIRE_LINK)
+                next_enquire = now + ENQUIRE_INTERVAL
+
+    def _deliver(self, connection: SmppConnection, sequence: int, body: bytes) -> None:
+        """Answer a deliver_sm once its receipt is stored: until then the carrier keeps it."""
+
+        def answer(status: int) -> None:
+            connection.respond(wire.DELIVER_SM | wire.RESPONSE, sequence, b"\0", status)
+
+        try:
+            pdu = wire.deliver_sm(body)
+            receipt = parse_receipt(pdu.esm_class, pdu.source_addr, pdu.short_message, pdu.tlvs)
+        except Exception as error:  # noqa: BLE001 - a PDU we cannot read is still answered
+            self._log.warning("smpp.deliver_undecodable", error=repr(error))
+            answer(0)
+            return
         if receipt is None:
-            if event.esm_class & ESM_CLASS_TYPE_MASK == ESM_CLASS_DELIVERY_RECEIPT:
-                self._log.warning("smpp.receipt_unparsed", raw=event.short_message[:200])
-            else:
-                self._log.info("smpp.deliver_ignored", esm_class=event.esm_class)
+            if pdu.esm_class & ESM_CLASS_TYPE_MASK == ESM_CLASS_DELIVERY_RECEIPT:
+                self._log.warning("smpp.receipt_unparsed", raw=pdu.short_message[:200])
+            answer(0)  # a mobile-originated message: not ours to keep
             return
         try:
-            self._on_receipt(receipt)
-        except Exception:  # noqa: BLE001
-            # A failing consumer must not stop the reader: the SMSC would be NAKed next.
+            stored = self._on_receipt(receipt)
+        except Exception:  # noqa: BLE001 - the carrier will offer it again
             self._log.exception("smpp.receipt_callback_failed")
+            answer(wire.ESME_RX_T_APPN)
+            return
+        if not isinstance(stored, Awaitable):
+            answer(0)
+            return
+
+        def done(future: asyncio.Future[object]) -> None:
+            failed = future.cancelled() or future.exception() is not None
+            answer(wire.ESME_RX_T_APPN if failed else 0)
+
+        asyncio.ensure_future(stored).add_done_callback(done)
 
     def _stable(self, session: _Session) -> bool:
         uptime = asyncio.get_running_loop().time() - session.bound_at

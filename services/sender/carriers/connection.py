@@ -1,0 +1,152 @@
+"""One SMPP TCP connection: frames PDUs, pairs responses with requests, answers the SMSC.
+
+An asyncio Protocol rather than a stream: every PDU that arrived in one read is handled in
+one pass, with no task, await or timer per PDU, so a bind carrying thousands of submits and
+receipts a second costs the event loop one callback per read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import cast
+
+import structlog
+
+from services.sender.carriers import wire
+
+log = structlog.get_logger(__name__)
+
+# Sequence numbers run 0x00000001..0x7FFFFFFF (SMPP 3.4 §5.1.4), then wrap.
+_MAX_SEQUENCE = 0x7FFFFFFF
+
+Response = tuple[int, bytes]  # command_status, body
+# Called with the connection, the deliver_sm's sequence number and its body; the callee
+# answers it with `respond` whenever it is ready to.
+DeliverHandler = Callable[["SmppConnection", int, bytes], None]
+
+
+class SmppConnection(asyncio.Protocol):
+    """Requests out with their futures; deliver_sm to a handler; link upkeep answered here."""
+
+    def __init__(self, on_deliver: DeliverHandler, response_timeout: float) -> None:
+        self._on_deliver = on_deliver
+        self._timeout = response_timeout
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._sequence = 0
+        self._pending: dict[int, asyncio.Future[Response]] = {}
+        # (deadline, sequence) in sending order: the deadlines are too, so expiring them is
+        # popping from the left, with no timer per request.
+        self._deadlines: deque[tuple[float, int]] = deque()
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+        self.last_read = self._loop.time()
+        self.unbound_by_peer = False
+
+    # -- asyncio.Protocol -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_read = self._loop.time()
+        buffer = self._buffer
+        buffer += data
+        size, at = len(buffer), 0
+        unpack = wire.HEADER.unpack_from
+        while size - at >= wire.HEADER.size:
+            length, command_id, status, sequence = unpack(buffer, at)
+            if not wire.HEADER.size <= length <= wire.MAX_PDU:
+                log.warning("smpp.bad_command_length", command_length=length)
+                self.abort()
+                return
+            if size - at < length:
+                break
+            body = bytes(buffer[at + wire.HEADER.size : at + length])
+            at += length
+            if command_id & wire.RESPONSE:
+                future = self._pending.pop(sequence, None)
+                if future is not None and not future.done():
+                    future.set_result((status, body))
+            elif command_id == wire.DELIVER_SM:
+                self._on_deliver(self, sequence, body)
+            else:
+                self._on_request(command_id, sequence)
+        del buffer[:at]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        pending, self._pending = self._pending, {}
+        self._deadlines.clear()
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError("the connection closed"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    # -- use ------------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
+
+    def request(self, command_id: int, body: bytes = b"") -> asyncio.Future[Response]:
+        """Send a request; its future resolves with the response's status and body.
+
+        It fails with ConnectionError if the connection closes first and with TimeoutError
+        once the response timeout has passed (see `expire`).
+        """
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            raise ConnectionError("the connection is closed")
+        self._sequence = sequence = self._sequence % _MAX_SEQUENCE + 1
+        future = self._loop.create_future()
+        self._pending[sequence] = future
+        self._deadlines.append((self._loop.time() + self._timeout, sequence))
+        transport.write(wire.pdu(command_id, sequence, body))
+        return future
+
+    def notify(self, command_id: int, body: bytes = b"") -> None:
+        """Send a request whose response nobody waits for (enquire_link)."""
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            self._sequence = sequence = self._sequence % _MAX_SEQUENCE + 1
+            transport.write(wire.pdu(command_id, sequence, body))
+
+    def respond(self, command_id: int, sequence: int, body: bytes = b"", status: int = 0) -> None:
+        """Answer a request of the SMSC's; dropped if the connection has closed meanwhile."""
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(wire.pdu(command_id, sequence, body, status))
+
+    def expire(self) -> int:
+        """Fail every request whose response is overdue; how many there were."""
+        now, deadlines, expired = self._loop.time(), self._deadlines, 0
+        while deadlines and deadlines[0][0] <= now:
+            future = self._pending.pop(deadlines.popleft()[1], None)
+            if future is not None and not future.done():
+                future.set_exception(TimeoutError("no response within the response timeout"))
+                expired += 1
+        return expired
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def close(self) -> None:
+        """Close once what is written has gone out."""
+        if self._transport is not None:
+            self._transport.close()
+
+    def _on_request(self, command_id: int, sequence: int) -> None:
+        if command_id == wire.ENQUIRE_LINK:
+            self.respond(wire.ENQUIRE_LINK | wire.RESPONSE, sequence)
+        elif command_id == wire.UNBIND:
+            self.unbound_by_peer = True
+            self.respond(wire.UNBIND | wire.RESPONSE, sequence)
+            self.close()
+        else:
+            self.respond(wire.GENERIC_NACK, sequence, status=wire.ESME_RINVCMDID)
