@@ -36,6 +36,9 @@ class SmppConnection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
+        # PDUs written in one pass of the event loop leave in one send: a syscall per
+        # submit_sm was a tenth of the bulk sender's CPU.
+        self._out: list[bytes] = []
         self._sequence = 0
         self._pending: dict[int, asyncio.Future[Response]] = {}
         # (deadline, sequence) in sending order: the deadlines are too, so expiring them is
@@ -106,7 +109,7 @@ class SmppConnection(asyncio.Protocol):
         future = self._loop.create_future()
         self._pending[sequence] = future
         self._deadlines.append((self._loop.time() + self._timeout, sequence))
-        transport.write(wire.pdu(command_id, sequence, body))
+        self._write(wire.pdu(command_id, sequence, body))
         return future
 
     def notify(self, command_id: int, body: bytes = b"") -> None:
@@ -114,13 +117,13 @@ class SmppConnection(asyncio.Protocol):
         transport = self._transport
         if transport is not None and not transport.is_closing():
             self._sequence = sequence = self._sequence % _MAX_SEQUENCE + 1
-            transport.write(wire.pdu(command_id, sequence, body))
+            self._write(wire.pdu(command_id, sequence, body))
 
     def respond(self, command_id: int, sequence: int, body: bytes = b"", status: int = 0) -> None:
         """Answer a request of the SMSC's; dropped if the connection has closed meanwhile."""
         transport = self._transport
         if transport is not None and not transport.is_closing():
-            transport.write(wire.pdu(command_id, sequence, body, status))
+            self._write(wire.pdu(command_id, sequence, body, status))
 
     def expire(self) -> int:
         """Fail every request whose response is overdue; how many there were."""
@@ -139,7 +142,21 @@ class SmppConnection(asyncio.Protocol):
     def close(self) -> None:
         """Close once what is written has gone out."""
         if self._transport is not None:
+            self._flush()
             self._transport.close()
+
+    def _write(self, data: bytes) -> None:
+        out = self._out
+        out.append(data)
+        if len(out) == 1:
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        out, transport = self._out, self._transport
+        if out:
+            if transport is not None and not transport.is_closing():
+                transport.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
 
     def _on_request(self, command_id: int, sequence: int) -> None:
         if command_id == wire.ENQUIRE_LINK:
