@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 
 # short_message is at most 254 octets (SMPP 3.4 §5.2.21); smpp34 panics on longer ones.
 MAX_SHORT_MESSAGE = 254
@@ -45,8 +46,19 @@ def relative_validity(validity: timedelta) -> str:
     """SMPP relative time YYMMDDhhmmsstnnR (§7.1.1), in days at most (99 days, clamped)."""
     if validity <= timedelta(0):
         raise ValueError("validity must be positive")
-    validity = min(validity, timedelta(days=99, hours=23, minutes=59, seconds=59))
-    minutes, seconds = divmod(validity.seconds, 60)
+    return _relative_tenths(min(validity // _TENTH, _MAX_TENTHS))
+
+
+_TENTH = timedelta(milliseconds=100)
+_MAX_TENTHS = timedelta(days=99, hours=23, minutes=59, seconds=59) // _TENTH
+
+
+# Every submit of a bulk job asks for nearly the same validity: formatting it once per
+# tenth of a second, not once per message, was 2% of the bulk sender's CPU.
+@lru_cache(maxsize=4096)
+def _relative_tenths(tenths: int) -> str:
+    seconds, tenth = divmod(tenths, 10)
+    minutes, seconds = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
-    tenths = validity.microseconds // 100_000
-    return f"0000{validity.days:02d}{hours:02d}{minutes:02d}{seconds:02d}{tenths}00R"
+    days, hours = divmod(hours, 24)
+    return f"0000{days:02d}{hours:02d}{minutes:02d}{seconds:02d}{tenth}00R"

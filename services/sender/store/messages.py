@@ -7,7 +7,6 @@ nothing and announces nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
@@ -64,7 +63,7 @@ async def mark_sent(
     for change in changed_rows(rows):
         if change.status != "sent":
             # One row write, but two status changes to announce, in order.
-            changed.append(replace(change, status="sent", error_code=None))
+            changed.append(change._replace(status="sent", error_code=None))
         changed.append(change)
     return changed
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from services.sender.receipts import Receipt
 
@@ -23,9 +23,12 @@ RETURNED = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Changed:
-    """A message whose status this transaction changed: what its event says."""
+class Changed(NamedTuple):
+    """A message whose status this transaction changed: what its event says.
+
+    A NamedTuple, built straight from the row: a frozen dataclass per row was 6% of the
+    bulk sender's CPU during a campaign.
+    """
 
     id: str
     batch_id: str
@@ -47,4 +50,5 @@ class ReceiptUpdate:
 
 
 def changed_rows(rows: Any) -> list[Changed]:
-    return [Changed(*row) for row in rows]
+    make = Changed._make
+    return [make(row) for row in rows]
