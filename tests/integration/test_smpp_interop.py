@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import smpp34
@@ -71,7 +72,7 @@ async def smsc() -> AsyncIterator[Smsc]:
     await server.stop()
 
 
-async def _bound(smsc: Smsc, received: list[Receipt], **settings: object) -> SmppBind:
+async def _bound(smsc: Smsc, received: list[Receipt], **settings: Any) -> SmppBind:
     config = SmppBindConfig(
         "127.0.0.1", smsc.port, "mtn", "secret", reconnect_min=0.1, reconnect_max=1.0, **settings
     )
@@ -109,7 +110,7 @@ async def test_a_refused_submit_is_classified_from_its_status(smsc: Smsc) -> Non
             bind.submit("256700000111", [b"x"], data_coding=0, esm_class=0, validity=None)
         )
         async with asyncio.timeout(5):
-            (await smsc.submits.get()).reject(smpp34.ESME_RINVDSTADR)
+            (await smsc.submits.get()).reject(0x0B)  # ESME_RINVDSTADR
         outcome = await submitting
         assert outcome.kind is SubmitKind.PERMANENT
         assert outcome.error_code == "ESME_RINVDSTADR"
@@ -123,8 +124,8 @@ async def test_a_receipt_on_a_transceiver_bind_is_read_and_answered(smsc: Smsc) 
     try:
         session = await smsc.session()
         tlvs = [
-            smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, b"7f3a\0"),
-            smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, bytes([2])),
+            smpp34.Tlv(0x001E, b"7f3a\0"),  # receipted_message_id
+            smpp34.Tlv(0x0427, bytes([2])),  # message_state DELIVERED
         ]
         async with asyncio.timeout(5):
             response = await asyncio.ensure_future(

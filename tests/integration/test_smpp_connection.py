@@ -1,0 +1,250 @@
+"""The bind's SMPP handling when the SMSC misbehaves: silence, drops, unbinds, odd framing.
+
+The SMSC here is a few lines of raw bytes driven by each test, with the SMPP 3.4 layouts
+written out, so that the bind is checked against the specification rather than against
+our own codec.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from services.sender.carriers import smpp
+from services.sender.carriers.base import SubmitKind, SubmitOutcome
+from services.sender.carriers.smpp import SmppBind, SmppBindConfig
+from services.sender.receipts import Receipt
+
+HEADER = struct.Struct(">IIII")
+BIND_TRANSMITTER, BIND_TRANSMITTER_RESP = 0x00000002, 0x80000002
+SUBMIT_SM, SUBMIT_SM_RESP = 0x00000004, 0x80000004
+DELIVER_SM, DELIVER_SM_RESP = 0x00000005, 0x80000005
+UNBIND, UNBIND_RESP = 0x00000006, 0x80000006
+ENQUIRE_LINK, ENQUIRE_LINK_RESP = 0x00000015, 0x80000015
+GENERIC_NACK = 0x80000000
+ESME_RINVCMDID, ESME_RBINDFAIL = 0x03, 0x0D
+
+
+def pdu(command_id: int, sequence: int, body: bytes = b"", status: int = 0) -> bytes:
+    return HEADER.pack(16 + len(body), command_id, status, sequence) + body
+
+
+@dataclass
+class Peer:
+    """One ESME connection as the SMSC sees it."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    async def read(self) -> tuple[int, int, int, bytes]:
+        length, command_id, status, sequence = HEADER.unpack(await self.reader.readexactly(16))
+        return command_id, status, sequence, await self.reader.readexactly(length - 16)
+
+    async def expect(self, command_id: int) -> tuple[int, bytes]:
+        """The next PDU, which must be `command_id`: its sequence number and body."""
+        got, _, sequence, body = await asyncio.wait_for(self.read(), 5)
+        assert got == command_id, f"expected 0x{command_id:08x}, got 0x{got:08x}"
+        return sequence, body
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data)
+
+
+@dataclass
+class RawSmsc:
+    """Accepts connections and hands each to the test; answers nothing by itself."""
+
+    port: int = 0
+    peers: asyncio.Queue[Peer] = field(default_factory=asyncio.Queue)
+    accepted: list[Peer] = field(default_factory=list)
+    server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            peer = Peer(reader, writer)
+            self.accepted.append(peer)
+            self.peers.put_nowait(peer)
+
+        self.server = await asyncio.start_server(accept, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def peer(self, bind_status: int = 0) -> Peer:
+        """The next connection, its bind answered with `bind_status`."""
+        peer = await asyncio.wait_for(self.peers.get(), 5)
+        sequence, _ = await peer.expect(BIND_TRANSMITTER)
+        peer.send(pdu(BIND_TRANSMITTER_RESP, sequence, b"SMSC\0", bind_status))
+        return peer
+
+
+@pytest.fixture(autouse=True)
+def _quick_unbind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This SMSC answers only what a test tells it to: close() need not wait 5 s for it."""
+    monkeypatch.setattr(smpp, "_UNBIND_TIMEOUT", 0.2)
+
+
+@pytest.fixture
+async def smsc() -> AsyncIterator[RawSmsc]:
+    server = RawSmsc()
+    await server.start()
+    yield server
+    assert server.server is not None
+    server.server.close()
+    for peer in server.accepted:
+        peer.writer.close()
+    await server.server.wait_closed()
+
+
+def _bind(smsc: RawSmsc, received: list[Receipt] | None = None, **settings: object) -> SmppBind:
+    config = SmppBindConfig(
+        "127.0.0.1",
+        smsc.port,
+        "mtn",
+        "secret",
+        bind_type="TX",
+        reconnect_min=0.05,
+        reconnect_max=0.2,
+        **settings,  # type: ignore[arg-type]
+    )
+    return SmppBind("mtn", config, (received if received is not None else []).append)
+
+
+def _submit(bind: SmppBind) -> asyncio.Task[SubmitOutcome]:
+    return asyncio.create_task(
+        bind.submit("256772123456", [b"hi"], data_coding=0, esm_class=0, validity=None)
+    )
+
+
+async def test_an_unanswered_submit_times_out_and_a_late_answer_is_ignored(
+    smsc: RawSmsc,
+) -> None:
+    bind = _bind(smsc, response_timeout=0.4)
+    await bind.start()
+    try:
+        peer = await smsc.peer()
+        assert await bind.wait_up(5)
+        submitting = _submit(bind)
+        sequence, _ = await peer.expect(SUBMIT_SM)
+        outcome = await asyncio.wait_for(submitting, 5)
+        # It may have reached the carrier: never reported as refused, never resent blindly.
+        assert outcome.kind is SubmitKind.CONNECTION_LOST
+        assert outcome.error_code == "response_timeout"
+        peer.send(pdu(SUBMIT_SM_RESP, sequence, b"late\0"))
+        # The bind carries on: the next submit is answered normally.
+        submitting = _submit(bind)
+        sequence, _ = await peer.expect(SUBMIT_SM)
+        peer.send(pdu(SUBMIT_SM_RESP, sequence, b"abc\0"))
+        outcome = await asyncio.wait_for(submitting, 5)
+        assert (outcome.kind, outcome.carrier_message_ids) == (SubmitKind.OK, ["abc"])
+    finally:
+        await bind.close()
+
+
+async def test_a_dropped_connection_reports_outstanding_submits_and_rebinds(
+    smsc: RawSmsc,
+) -> None:
+    bind = _bind(smsc)
+    await bind.start()
+    try:
+        peer = await smsc.peer()
+        assert await bind.wait_up(5)
+        submitting = _submit(bind)
+        await peer.expect(SUBMIT_SM)
+        peer.writer.transport.abort()
+        outcome = await asyncio.wait_for(submitting, 5)
+        assert (outcome.kind, outcome.error_code) == (SubmitKind.CONNECTION_LOST, "connection_lost")
+        await smsc.peer()  # it binds again by itself
+        assert await bind.wait_up(5)
+    finally:
+        await bind.close()
+
+
+async def test_responses_split_and_coalesced_across_reads_are_each_matched(
+    smsc: RawSmsc,
+) -> None:
+    bind = _bind(smsc)
+    await bind.start()
+    try:
+        peer = await smsc.peer()
+        assert await bind.wait_up(5)
+        submits = [_submit(bind) for _ in range(3)]
+        sequences = [(await peer.expect(SUBMIT_SM))[0] for _ in submits]
+        # Answered out of order, in pieces that cut through headers and bodies.
+        reordered = pdu(SUBMIT_SM_RESP, sequences[2], b"id2\0") + pdu(
+            SUBMIT_SM_RESP, sequences[0], b"id0\0"
+        )
+        for chunk in (reordered[:7], reordered[7:30], reordered[30:]):
+            peer.send(chunk)
+            await peer.writer.drain()
+            await asyncio.sleep(0.02)
+        peer.send(pdu(SUBMIT_SM_RESP, sequences[1], b"id1\0"))
+        outcomes = await asyncio.wait_for(asyncio.gather(*submits), 5)
+        assert [o.carrier_message_ids for o in outcomes] == [["id0"], ["id1"], ["id2"]]
+    finally:
+        await bind.close()
+
+
+async def test_the_smsc_is_answered_and_an_unbind_from_it_ends_the_session(
+    smsc: RawSmsc,
+) -> None:
+    bind = _bind(smsc)
+    await bind.start()
+    try:
+        peer = await smsc.peer()
+        assert await bind.wait_up(5)
+        peer.send(pdu(ENQUIRE_LINK, 7))
+        assert await peer.expect(ENQUIRE_LINK_RESP) == (7, b"")
+        peer.send(pdu(0x00000103, 8))  # data_sm: not something a bind of ours takes
+        command_id, status, sequence, _ = await asyncio.wait_for(peer.read(), 5)
+        assert (command_id, status, sequence) == (GENERIC_NACK, ESME_RINVCMDID, 8)
+        peer.send(pdu(UNBIND, 9))
+        assert await peer.expect(UNBIND_RESP) == (9, b"")
+        assert await asyncio.wait_for(peer.reader.read(), 5) == b""  # and it hangs up
+        await smsc.peer()  # then binds again
+        assert await bind.wait_up(5)
+    finally:
+        await bind.close()
+
+
+async def test_a_refused_bind_is_tried_again_later(smsc: RawSmsc) -> None:
+    bind = _bind(smsc)
+    await bind.start()
+    try:
+        first = await smsc.peer(bind_status=ESME_RBINDFAIL)
+        assert await asyncio.wait_for(first.reader.read(), 5) == b""
+        assert not bind.is_up()
+        await smsc.peer()
+        assert await bind.wait_up(5)
+    finally:
+        await bind.close()
+
+
+async def test_a_silent_smsc_is_enquired_and_then_dropped(
+    smsc: RawSmsc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(smpp, "ENQUIRE_INTERVAL", 0.2)
+    monkeypatch.setattr(smpp, "IDLE_LIMIT", 0.6)
+    bind = _bind(smsc, response_timeout=0.4)
+    await bind.start()
+    try:
+        peer = await smsc.peer()
+        assert await bind.wait_up(5)
+        await peer.expect(ENQUIRE_LINK)  # never answered
+        await smsc.peer()  # so the bind gives up on the connection and binds again
+    finally:
+        await bind.close()
+
+
+async def test_close_unbinds(smsc: RawSmsc) -> None:
+    bind = _bind(smsc)
+    await bind.start()
+    peer = await smsc.peer()
+    assert await bind.wait_up(5)
+    closing = asyncio.create_task(bind.close())
+    sequence, _ = await peer.expect(UNBIND)
+    peer.send(pdu(UNBIND_RESP, sequence))
+    await asyncio.wait_for(closing, 5)
+    assert await asyncio.wait_for(peer.reader.read(), 5) == b""
