@@ -8,6 +8,7 @@ our own codec.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -98,7 +99,7 @@ async def smsc() -> AsyncIterator[RawSmsc]:
     await server.server.wait_closed()
 
 
-def _bind(smsc: RawSmsc, received: list[Receipt] | None = None, **settings: object) -> SmppBind:
+def _bind(smsc: RawSmsc, **settings: object) -> SmppBind:
     config = SmppBindConfig(
         "127.0.0.1",
         smsc.port,
@@ -109,7 +110,21 @@ def _bind(smsc: RawSmsc, received: list[Receipt] | None = None, **settings: obje
         reconnect_max=0.2,
         **settings,  # type: ignore[arg-type]
     )
-    return SmppBind("mtn", config, (received if received is not None else []).append)
+    received: list[Receipt] = []  # no test here sends receipts
+    return SmppBind("mtn", config, received.append)
+
+
+@contextlib.asynccontextmanager
+async def bound(smsc: RawSmsc, **settings: float) -> AsyncIterator[tuple[SmppBind, Peer]]:
+    """A started bind, bound to `smsc`, and the SMSC's side of it; closed afterwards."""
+    bind = _bind(smsc, **settings)
+    await bind.start()
+    try:
+        peer = await smsc.peer()
+        assert await bind.wait_up(5)
+        yield bind, peer
+    finally:
+        await bind.close()
 
 
 def _submit(bind: SmppBind) -> asyncio.Task[SubmitOutcome]:
@@ -121,11 +136,7 @@ def _submit(bind: SmppBind) -> asyncio.Task[SubmitOutcome]:
 async def test_an_unanswered_submit_times_out_and_a_late_answer_is_ignored(
     smsc: RawSmsc,
 ) -> None:
-    bind = _bind(smsc, response_timeout=0.4)
-    await bind.start()
-    try:
-        peer = await smsc.peer()
-        assert await bind.wait_up(5)
+    async with bound(smsc, response_timeout=0.4) as (bind, peer):
         submitting = _submit(bind)
         sequence, _ = await peer.expect(SUBMIT_SM)
         outcome = await asyncio.wait_for(submitting, 5)
@@ -139,18 +150,12 @@ async def test_an_unanswered_submit_times_out_and_a_late_answer_is_ignored(
         peer.send(pdu(SUBMIT_SM_RESP, sequence, b"abc\0"))
         outcome = await asyncio.wait_for(submitting, 5)
         assert (outcome.kind, outcome.carrier_message_ids) == (SubmitKind.OK, ["abc"])
-    finally:
-        await bind.close()
 
 
 async def test_a_dropped_connection_reports_outstanding_submits_and_rebinds(
     smsc: RawSmsc,
 ) -> None:
-    bind = _bind(smsc)
-    await bind.start()
-    try:
-        peer = await smsc.peer()
-        assert await bind.wait_up(5)
+    async with bound(smsc) as (bind, peer):
         submitting = _submit(bind)
         await peer.expect(SUBMIT_SM)
         peer.writer.transport.abort()
@@ -158,18 +163,12 @@ async def test_a_dropped_connection_reports_outstanding_submits_and_rebinds(
         assert (outcome.kind, outcome.error_code) == (SubmitKind.CONNECTION_LOST, "connection_lost")
         await smsc.peer()  # it binds again by itself
         assert await bind.wait_up(5)
-    finally:
-        await bind.close()
 
 
 async def test_responses_split_and_coalesced_across_reads_are_each_matched(
     smsc: RawSmsc,
 ) -> None:
-    bind = _bind(smsc)
-    await bind.start()
-    try:
-        peer = await smsc.peer()
-        assert await bind.wait_up(5)
+    async with bound(smsc) as (bind, peer):
         submits = [_submit(bind) for _ in range(3)]
         sequences = [(await peer.expect(SUBMIT_SM))[0] for _ in submits]
         # Answered out of order, in pieces that cut through headers and bodies.
@@ -183,18 +182,12 @@ async def test_responses_split_and_coalesced_across_reads_are_each_matched(
         peer.send(pdu(SUBMIT_SM_RESP, sequences[1], b"id1\0"))
         outcomes = await asyncio.wait_for(asyncio.gather(*submits), 5)
         assert [o.carrier_message_ids for o in outcomes] == [["id0"], ["id1"], ["id2"]]
-    finally:
-        await bind.close()
 
 
 async def test_the_smsc_is_answered_and_an_unbind_from_it_ends_the_session(
     smsc: RawSmsc,
 ) -> None:
-    bind = _bind(smsc)
-    await bind.start()
-    try:
-        peer = await smsc.peer()
-        assert await bind.wait_up(5)
+    async with bound(smsc) as (bind, peer):
         peer.send(pdu(ENQUIRE_LINK, 7))
         assert await peer.expect(ENQUIRE_LINK_RESP) == (7, b"")
         peer.send(pdu(0x00000103, 8))  # data_sm: not something a bind of ours takes
@@ -205,8 +198,6 @@ async def test_the_smsc_is_answered_and_an_unbind_from_it_ends_the_session(
         assert await asyncio.wait_for(peer.reader.read(), 5) == b""  # and it hangs up
         await smsc.peer()  # then binds again
         assert await bind.wait_up(5)
-    finally:
-        await bind.close()
 
 
 async def test_a_refused_bind_is_tried_again_later(smsc: RawSmsc) -> None:
@@ -227,15 +218,9 @@ async def test_a_silent_smsc_is_enquired_and_then_dropped(
 ) -> None:
     monkeypatch.setattr(smpp, "ENQUIRE_INTERVAL", 0.2)
     monkeypatch.setattr(smpp, "IDLE_LIMIT", 0.6)
-    bind = _bind(smsc, response_timeout=0.4)
-    await bind.start()
-    try:
-        peer = await smsc.peer()
-        assert await bind.wait_up(5)
+    async with bound(smsc, response_timeout=0.4) as (_, peer):
         await peer.expect(ENQUIRE_LINK)  # never answered
         await smsc.peer()  # so the bind gives up on the connection and binds again
-    finally:
-        await bind.close()
 
 
 async def test_close_unbinds(smsc: RawSmsc) -> None:
