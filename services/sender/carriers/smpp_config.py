@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 
-# short_message is at most 254 octets (SMPP 3.4 §5.2.21); smpp34 panics on longer ones.
+# short_message is at most 254 octets (SMPP 3.4 §5.2.21); SMSCs refuse or choke on longer.
 MAX_SHORT_MESSAGE = 254
 # destination_addr is a C-Octet String of at most 21 octets incl. the NUL (SMPP 3.4 §4.4.1).
 MAX_ADDRESS_DIGITS = 20
