@@ -102,10 +102,9 @@ class SmppConnection(asyncio.Protocol):
         It fails with ConnectionError if the connection closes first and with TimeoutError
         once the response timeout has passed (see `expire`).
         """
-        transport = self._transport
-        if transport is None or transport.is_closing():
+        if not self.is_open:
             raise ConnectionError("the connection is closed")
-        self._sequence = sequence = self._sequence % _MAX_SEQUENCE + 1
+        sequence = self._next_sequence()
         future = self._loop.create_future()
         self._pending[sequence] = future
         self._deadlines.append((self._loop.time() + self._timeout, sequence))
@@ -114,26 +113,21 @@ class SmppConnection(asyncio.Protocol):
 
     def notify(self, command_id: int, body: bytes = b"") -> None:
         """Send a request whose response nobody waits for (enquire_link)."""
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            self._sequence = sequence = self._sequence % _MAX_SEQUENCE + 1
-            self._write(wire.pdu(command_id, sequence, body))
+        if self.is_open:
+            self._write(wire.pdu(command_id, self._next_sequence(), body))
 
     def respond(self, command_id: int, sequence: int, body: bytes = b"", status: int = 0) -> None:
         """Answer a request of the SMSC's; dropped if the connection has closed meanwhile."""
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
+        if self.is_open:
             self._write(wire.pdu(command_id, sequence, body, status))
 
-    def expire(self) -> int:
-        """Fail every request whose response is overdue; how many there were."""
-        now, deadlines, expired = self._loop.time(), self._deadlines, 0
+    def expire(self) -> None:
+        """Fail every request whose response is overdue."""
+        now, deadlines = self._loop.time(), self._deadlines
         while deadlines and deadlines[0][0] <= now:
             future = self._pending.pop(deadlines.popleft()[1], None)
             if future is not None and not future.done():
                 future.set_exception(TimeoutError("no response within the response timeout"))
-                expired += 1
-        return expired
 
     def abort(self) -> None:
         if self._transport is not None:
@@ -144,6 +138,10 @@ class SmppConnection(asyncio.Protocol):
         if self._transport is not None:
             self._flush()
             self._transport.close()
+
+    def _next_sequence(self) -> int:
+        self._sequence = self._sequence % _MAX_SEQUENCE + 1
+        return self._sequence
 
     def _write(self, data: bytes) -> None:
         out = self._out

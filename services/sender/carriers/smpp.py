@@ -78,14 +78,13 @@ class SmppBind:
         self._closed = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._outstanding = 0
-        self._head = wire.SubmitTemplate(
+        self._head = wire.submit_head(
             config.source_addr,
             config.source_ton,
             config.source_npi,
             config.dest_ton,
             config.dest_npi,
-            config.registered_delivery,
-        ).head()
+        )
         self._log = log.bind(carrier=name, system_id=config.system_id, bind=config.bind_type)
 
     @property
@@ -292,9 +291,8 @@ class SmppBind:
         loop = asyncio.get_running_loop()
         tick = min(1.0, self.config.response_timeout / 4)
         next_enquire = loop.time() + ENQUIRE_INTERVAL
-        while not connection.closed.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(connection.closed), tick)
+        while True:
+            await asyncio.wait({connection.closed}, timeout=tick)
             if connection.closed.done():
                 return
             connection.expire()

@@ -56,25 +56,17 @@ def bind_body(system_id: str, password: str, system_type: str) -> bytes:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class SubmitTemplate:
-    """The submit_sm fields one bind sends unchanged, encoded once (§4.4.1)."""
-
-    source_addr: str
-    source_ton: int
-    source_npi: int
-    dest_ton: int
-    dest_npi: int
-    registered_delivery: int
-
-    def head(self) -> bytes:
-        """service_type .. dest_addr_npi: everything before destination_addr."""
-        return (
-            b"\0"  # service_type: the SMSC default
-            + bytes((self.source_ton, self.source_npi))
-            + cstring(self.source_addr)
-            + bytes((self.dest_ton, self.dest_npi))
-        )
+def submit_head(
+    source_addr: str, source_ton: int, source_npi: int, dest_ton: int, dest_npi: int
+) -> bytes:
+    """submit_sm from service_type to dest_addr_npi (§4.4.1): what one bind sends unchanged,
+    encoded once and put before each message's destination_addr."""
+    return (
+        b"\0"  # service_type: the SMSC default
+        + bytes((source_ton, source_npi))
+        + cstring(source_addr)
+        + bytes((dest_ton, dest_npi))
+    )
 
 
 def submit_sm_body(
@@ -87,9 +79,10 @@ def submit_sm_body(
     registered_delivery: int,
     validity_period: str = "",
 ) -> bytes:
-    """A submit_sm body from a template's head and this message's fields."""
-    if len(short_message) > 254:
-        raise PduError("short_message is at most 254 octets (§5.2.21)")
+    """A submit_sm body from a bind's `submit_head` and this message's fields.
+
+    The caller keeps short_message within 254 octets (§5.2.21; see MAX_SHORT_MESSAGE).
+    """
     return b"".join(
         (
             head,
