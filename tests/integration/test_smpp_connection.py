@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import struct
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -19,40 +19,30 @@ from services.sender.carriers import smpp
 from services.sender.carriers.base import SubmitKind, SubmitOutcome
 from services.sender.carriers.smpp import SmppBind, SmppBindConfig
 from services.sender.receipts import Receipt
+from tests.simulators.raw_smpp import (
+    BIND_TRANSMITTER,
+    ENQUIRE_LINK,
+    ENQUIRE_LINK_RESP,
+    ESME_RBINDFAIL,
+    ESME_RINVCMDID,
+    GENERIC_NACK,
+    SUBMIT_SM,
+    SUBMIT_SM_RESP,
+    UNBIND,
+    UNBIND_RESP,
+    Pdu,
+    RawSmpp,
+    frame,
+)
 
-HEADER = struct.Struct(">IIII")
-BIND_TRANSMITTER, BIND_TRANSMITTER_RESP = 0x00000002, 0x80000002
-SUBMIT_SM, SUBMIT_SM_RESP = 0x00000004, 0x80000004
-DELIVER_SM, DELIVER_SM_RESP = 0x00000005, 0x80000005
-UNBIND, UNBIND_RESP = 0x00000006, 0x80000006
-ENQUIRE_LINK, ENQUIRE_LINK_RESP = 0x00000015, 0x80000015
-GENERIC_NACK = 0x80000000
-ESME_RINVCMDID, ESME_RBINDFAIL = 0x03, 0x0D
+DATA_SM = 0x00000103  # a request no bind of ours takes
 
 
-def pdu(command_id: int, sequence: int, body: bytes = b"", status: int = 0) -> bytes:
-    return HEADER.pack(16 + len(body), command_id, status, sequence) + body
-
-
-@dataclass
-class Peer:
-    """One ESME connection as the SMSC sees it."""
-
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-
-    async def read(self) -> tuple[int, int, int, bytes]:
-        length, command_id, status, sequence = HEADER.unpack(await self.reader.readexactly(16))
-        return command_id, status, sequence, await self.reader.readexactly(length - 16)
-
-    async def expect(self, command_id: int) -> tuple[int, bytes]:
-        """The next PDU, which must be `command_id`: its sequence number and body."""
-        got, _, sequence, body = await asyncio.wait_for(self.read(), 5)
-        assert got == command_id, f"expected 0x{command_id:08x}, got 0x{got:08x}"
-        return sequence, body
-
-    def send(self, data: bytes) -> None:
-        self.writer.write(data)
+async def expect(peer: RawSmpp, command_id: int) -> Pdu:
+    """The next PDU, which must be `command_id`."""
+    pdu = await peer.read()
+    assert pdu.command_id == command_id, f"expected 0x{command_id:08x}, got {pdu}"
+    return pdu
 
 
 @dataclass
@@ -60,24 +50,26 @@ class RawSmsc:
     """Accepts connections and hands each to the test; answers nothing by itself."""
 
     port: int = 0
-    peers: asyncio.Queue[Peer] = field(default_factory=asyncio.Queue)
-    accepted: list[Peer] = field(default_factory=list)
+    peers: asyncio.Queue[RawSmpp] = field(default_factory=asyncio.Queue)
+    accepted: list[RawSmpp] = field(default_factory=list)
     server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            peer = Peer(reader, writer)
+            # Each write its own TCP segment, so split PDUs really arrive split.
+            writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = RawSmpp(reader, writer)
             self.accepted.append(peer)
             self.peers.put_nowait(peer)
 
         self.server = await asyncio.start_server(accept, "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
 
-    async def peer(self, bind_status: int = 0) -> Peer:
+    async def peer(self, bind_status: int = 0) -> RawSmpp:
         """The next connection, its bind answered with `bind_status`."""
         peer = await asyncio.wait_for(self.peers.get(), 5)
-        sequence, _ = await peer.expect(BIND_TRANSMITTER)
-        peer.send(pdu(BIND_TRANSMITTER_RESP, sequence, b"SMSC\0", bind_status))
+        bind = await expect(peer, BIND_TRANSMITTER)
+        await peer.send(frame(BIND_TRANSMITTER | 0x80000000, bind.sequence, b"SMSC\0", bind_status))
         return peer
 
 
@@ -115,7 +107,7 @@ def _bind(smsc: RawSmsc, **settings: object) -> SmppBind:
 
 
 @contextlib.asynccontextmanager
-async def bound(smsc: RawSmsc, **settings: float) -> AsyncIterator[tuple[SmppBind, Peer]]:
+async def bound(smsc: RawSmsc, **settings: float) -> AsyncIterator[tuple[SmppBind, RawSmpp]]:
     """A started bind, bound to `smsc`, and the SMSC's side of it; closed afterwards."""
     bind = _bind(smsc, **settings)
     await bind.start()
@@ -138,16 +130,16 @@ async def test_an_unanswered_submit_times_out_and_a_late_answer_is_ignored(
 ) -> None:
     async with bound(smsc, response_timeout=0.4) as (bind, peer):
         submitting = _submit(bind)
-        sequence, _ = await peer.expect(SUBMIT_SM)
+        sequence = (await expect(peer, SUBMIT_SM)).sequence
         outcome = await asyncio.wait_for(submitting, 5)
         # It may have reached the carrier: never reported as refused, never resent blindly.
         assert outcome.kind is SubmitKind.CONNECTION_LOST
         assert outcome.error_code == "response_timeout"
-        peer.send(pdu(SUBMIT_SM_RESP, sequence, b"late\0"))
+        await peer.send(frame(SUBMIT_SM_RESP, sequence, b"late\0"))
         # The bind carries on: the next submit is answered normally.
         submitting = _submit(bind)
-        sequence, _ = await peer.expect(SUBMIT_SM)
-        peer.send(pdu(SUBMIT_SM_RESP, sequence, b"abc\0"))
+        sequence = (await expect(peer, SUBMIT_SM)).sequence
+        await peer.send(frame(SUBMIT_SM_RESP, sequence, b"abc\0"))
         outcome = await asyncio.wait_for(submitting, 5)
         assert (outcome.kind, outcome.carrier_message_ids) == (SubmitKind.OK, ["abc"])
 
@@ -157,7 +149,7 @@ async def test_a_dropped_connection_reports_outstanding_submits_and_rebinds(
 ) -> None:
     async with bound(smsc) as (bind, peer):
         submitting = _submit(bind)
-        await peer.expect(SUBMIT_SM)
+        await expect(peer, SUBMIT_SM)
         peer.writer.transport.abort()
         outcome = await asyncio.wait_for(submitting, 5)
         assert (outcome.kind, outcome.error_code) == (SubmitKind.CONNECTION_LOST, "connection_lost")
@@ -170,16 +162,15 @@ async def test_responses_split_and_coalesced_across_reads_are_each_matched(
 ) -> None:
     async with bound(smsc) as (bind, peer):
         submits = [_submit(bind) for _ in range(3)]
-        sequences = [(await peer.expect(SUBMIT_SM))[0] for _ in submits]
+        sequences = [(await expect(peer, SUBMIT_SM)).sequence for _ in submits]
         # Answered out of order, in pieces that cut through headers and bodies.
-        reordered = pdu(SUBMIT_SM_RESP, sequences[2], b"id2\0") + pdu(
+        reordered = frame(SUBMIT_SM_RESP, sequences[2], b"id2\0") + frame(
             SUBMIT_SM_RESP, sequences[0], b"id0\0"
         )
         for chunk in (reordered[:7], reordered[7:30], reordered[30:]):
-            peer.send(chunk)
-            await peer.writer.drain()
+            await peer.send(chunk)
             await asyncio.sleep(0.02)
-        peer.send(pdu(SUBMIT_SM_RESP, sequences[1], b"id1\0"))
+        await peer.send(frame(SUBMIT_SM_RESP, sequences[1], b"id1\0"))
         outcomes = await asyncio.wait_for(asyncio.gather(*submits), 5)
         assert [o.carrier_message_ids for o in outcomes] == [["id0"], ["id1"], ["id2"]]
 
@@ -188,13 +179,12 @@ async def test_the_smsc_is_answered_and_an_unbind_from_it_ends_the_session(
     smsc: RawSmsc,
 ) -> None:
     async with bound(smsc) as (bind, peer):
-        peer.send(pdu(ENQUIRE_LINK, 7))
-        assert await peer.expect(ENQUIRE_LINK_RESP) == (7, b"")
-        peer.send(pdu(0x00000103, 8))  # data_sm: not something a bind of ours takes
-        command_id, status, sequence, _ = await asyncio.wait_for(peer.read(), 5)
-        assert (command_id, status, sequence) == (GENERIC_NACK, ESME_RINVCMDID, 8)
-        peer.send(pdu(UNBIND, 9))
-        assert await peer.expect(UNBIND_RESP) == (9, b"")
+        await peer.send(frame(ENQUIRE_LINK, 7))
+        assert await peer.read() == Pdu(ENQUIRE_LINK_RESP, 0, 7, b"")
+        await peer.send(frame(DATA_SM, 8))
+        assert await peer.read() == Pdu(GENERIC_NACK, ESME_RINVCMDID, 8, b"")
+        await peer.send(frame(UNBIND, 9))
+        assert await peer.read() == Pdu(UNBIND_RESP, 0, 9, b"")
         assert await asyncio.wait_for(peer.reader.read(), 5) == b""  # and it hangs up
         await smsc.peer()  # then binds again
         assert await bind.wait_up(5)
@@ -219,7 +209,7 @@ async def test_a_silent_smsc_is_enquired_and_then_dropped(
     monkeypatch.setattr(smpp, "ENQUIRE_INTERVAL", 0.2)
     monkeypatch.setattr(smpp, "IDLE_LIMIT", 0.6)
     async with bound(smsc, response_timeout=0.4) as (_, peer):
-        await peer.expect(ENQUIRE_LINK)  # never answered
+        await expect(peer, ENQUIRE_LINK)  # never answered
         await smsc.peer()  # so the bind gives up on the connection and binds again
 
 
@@ -229,7 +219,7 @@ async def test_close_unbinds(smsc: RawSmsc) -> None:
     peer = await smsc.peer()
     assert await bind.wait_up(5)
     closing = asyncio.create_task(bind.close())
-    sequence, _ = await peer.expect(UNBIND)
-    peer.send(pdu(UNBIND_RESP, sequence))
+    sequence = (await expect(peer, UNBIND)).sequence
+    await peer.send(frame(UNBIND_RESP, sequence))
     await asyncio.wait_for(closing, 5)
     assert await asyncio.wait_for(peer.reader.read(), 5) == b""

@@ -1,4 +1,4 @@
-"""SMPP 3.4 in raw bytes over an asyncio stream, for what smpp34's client cannot express.
+"""SMPP 3.4 in raw bytes over an asyncio stream, for what no SMPP library will express.
 
 Answering a deliver_sm with an error, reading exactly what a receiver or transmitter bind
 is sent, splitting or batching PDUs on the wire. Every layout is written out here from the
@@ -33,6 +33,7 @@ ENQUIRE_LINK_RESP = 0x80000015
 ESME_RINVCMDID = 0x03
 ESME_RINVBNDSTS = 0x04
 ESME_RALYBND = 0x05
+ESME_RBINDFAIL = 0x0D
 ESME_RX_T_APPN = 0x64
 
 
@@ -92,7 +93,8 @@ def receipt_id(pdu: Pdu) -> str:
 
 
 class RawSmpp:
-    """One TCP connection to the simulator, written and read a PDU (or a byte) at a time."""
+    """One end of an SMPP connection, written and read a PDU (or a byte) at a time: an ESME
+    talking to the carrier simulator, or an SMSC the sender's bind talks to."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
