@@ -2,7 +2,9 @@
 last one is answered, for a warm-up and then a measured window.
 
 Used for the ceiling (a bare aiohttp app) and for single sends, so both figures come from
-the same client doing the same work per request.
+the same client doing the same work per request: each worker holds one keep-alive
+connection of the lean client in `http.py`, so the load takes as little CPU from the
+platform it measures as it can.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from typing import Any
 
 import orjson
 
-from bench.load.client import REQUEST_ERRORS, SendBody, Simulator, Tally, headers, new_session
+from bench.load.client import SendBody, Simulator, Tally, headers
+from bench.load.http import ConnectionLost, HttpConnection
 from bench.numbers import NumberStream
 from bench.stats import latency_summary, rate
 
 _WARMUP, _WINDOW, _TAIL = range(3)
 _DRAIN_POLL = 0.05
+# What a request can fail with short of a reply: connection trouble or the client timeout.
+_REQUEST_ERRORS = (ConnectionLost, OSError)
 
 
 class _Run:
@@ -43,22 +48,20 @@ async def run_closed(spec: dict[str, Any]) -> dict[str, Any]:
     numbers = NumberStream(spec["stream"], spec.get("seed"))
     read_cost: bool = spec.get("read_cost", False)
     expected: int = spec.get("expected_status", 202)
-    session = new_session(concurrency, spec.get("timeout", 30.0))
+    timeout: float = spec.get("timeout", 30.0)
     simulator = Simulator(spec["simulator_url"]) if spec.get("simulator_url") else None
     run = _Run()
 
     async def worker() -> None:
-        post = session.post
+        connection = HttpConnection(url, sent_headers, timeout)
         perf = time.perf_counter
         while not run.stopping:
             data = body.build(numbers.next())
             started = perf()
             try:
-                async with post(url, data=data, headers=sent_headers) as response:
-                    payload = await response.read()
-                    elapsed = perf() - started
-                    status = response.status
-            except REQUEST_ERRORS as error:
+                status, payload = await connection.post(data)
+                elapsed = perf() - started
+            except _REQUEST_ERRORS as error:
                 run.total.error(error)
                 if run.stage == _WINDOW:
                     run.window.error(error)
@@ -71,6 +74,7 @@ async def run_closed(spec: dict[str, Any]) -> dict[str, Any]:
             if run.stage == _WINDOW:
                 run.latencies.append(elapsed)
                 run.window.reply(status, payload, expected)
+        connection.close()
 
     result: dict[str, Any] = {"concurrency": concurrency}
     try:
@@ -108,7 +112,6 @@ async def run_closed(spec: dict[str, Any]) -> dict[str, Any]:
         if simulator is not None:
             result["drain"] = await _drain(simulator, run.accepted, spec["drain_timeout"])
     finally:
-        await session.close()
         if simulator is not None:
             await simulator.close()
     return result
