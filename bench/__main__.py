@@ -16,7 +16,9 @@ Phases:
             at its close and how long the carrier took to receive the rest, and a check
             that the wallet paid exactly what the replies said.
   campaign  recipients in fixed-size "normal" requests, a few in flight: recipients/s
-            accepted and recipients/s received by the carrier simulator; meanwhile an OTP
+            accepted, recipients/s received by the carrier simulator, and recipients/s
+            whose delivery receipts the platform stored (acknowledged to the simulator),
+            with how many were still unstored when the last submit arrived; meanwhile an OTP
             ("high", a new number each) every --otp-interval, timed from its 202 to the
             simulator's receivedAt (reported as otp_during_campaign).
   webhooks  a fresh wallet with one webhook for message.delivered, pointed at a receiver

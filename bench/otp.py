@@ -55,6 +55,23 @@ def campaign_finished(
     return None
 
 
+def receipts_stored(samples: list[list[float]]) -> float | None:
+    """The first sample time at which the platform had acknowledged every receipt the carrier
+    owed it (it acknowledges a `deliver_sm` only once the receipt is stored)."""
+    for wall, distinct, _, acknowledged, pending in samples:
+        if pending == 0 and acknowledged >= distinct > 0:
+            return wall
+    return None
+
+
+def receipts_unstored_at(samples: list[list[float]], when: float | None) -> int | None:
+    """Messages at the carrier whose receipts were not yet stored at `when`."""
+    for wall, distinct, _, acknowledged, _ in samples:
+        if when is not None and wall >= when:
+            return int(distinct - acknowledged)
+    return None
+
+
 def peak_rate(samples: list[list[float]], span: float = 1.0) -> float | None:
     """The highest submit_sm/s the carrier saw over any stretch of at least `span` seconds."""
     best: float | None = None

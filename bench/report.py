@@ -121,6 +121,16 @@ def _campaign_rows(campaign: dict[str, Any]) -> list[Row]:
             _num(campaign.get("submitted_recipients_per_s_vs_ceiling"), 3),
         ),
         ("carrier peak submit_sm/s (1s)", _num(campaign["carrier_peak_submits_per_s"]), ""),
+        (
+            "receipts stored recipients/s (all after s)",
+            f"{_num(campaign['receipts_stored_per_s'])} ({_num(campaign['receipts_s'], 2)})",
+            "",
+        ),
+        (
+            "receipts not yet stored when submits ended",
+            _num(campaign["receipts_unstored_when_submitted"]),
+            "",
+        ),
         ("accepted / received after s", times + _drained(campaign["drained"]), ""),
         ("request latency p50 / p99 / max ms", _trio(campaign["request_latency"]), ""),
         ("non-202 / no reply", _failures(campaign["statuses"], campaign["errors"]), ""),

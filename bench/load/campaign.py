@@ -58,7 +58,8 @@ async def run_campaign(spec: dict[str, Any]) -> dict[str, Any]:
     session = new_session(spec["in_flight"] + otp_slots, spec.get("timeout", 300.0))
     simulator = Simulator(spec["simulator_url"])
     campaign, otps = _Campaign(), _Otps()
-    samples: list[tuple[float, int, int]] = []  # (wall, distinct messages, submits)
+    # (wall, distinct messages, submits, receipts the platform acknowledged, receipts pending)
+    samples: list[tuple[float, int, int, int, int]] = []
 
     async def send_batches() -> None:
         while bodies:
@@ -79,17 +80,25 @@ async def run_campaign(spec: dict[str, Any]) -> dict[str, Any]:
                 campaign.cost += reply["cost"]
                 campaign.last_accepted_wall = time.time()
 
-    async def sample() -> int:
+    async def sample() -> dict[str, Any]:
         stats = await simulator.stats()
-        samples.append((time.time(), stats["distinct"], stats["submits"]))
-        return int(stats["distinct"])
+        samples.append(
+            (
+                time.time(),
+                stats["distinct"],
+                stats["submits"],
+                stats["receipts_sent"],
+                stats["receipts_pending"],
+            )
+        )
+        return stats
 
     async def watch(stop_otps: asyncio.Event) -> None:
         """Sample the simulator until it holds the campaign and every OTP, or time is up."""
         deadline: float | None = None
         while True:
             await asyncio.sleep(spec["poll_interval"])
-            distinct = await sample()
+            distinct = (await sample())["distinct"]
             if not campaign.done:
                 continue
             deadline = deadline or time.monotonic() + spec["drain_timeout"]
@@ -102,6 +111,15 @@ async def run_campaign(spec: dict[str, Any]) -> dict[str, Any]:
             if time.monotonic() >= deadline:
                 stop_otps.set()
                 return
+
+    async def settle_receipts() -> None:
+        """Sample on until the platform has acknowledged (stored) every receipt, or time is up."""
+        deadline = time.monotonic() + spec["drain_timeout"]
+        while time.monotonic() < deadline:
+            stats = await sample()
+            if stats["receipts_pending"] == 0 and stats["receipts_sent"] >= stats["distinct"]:
+                return
+            await asyncio.sleep(spec["poll_interval"])
 
     result: dict[str, Any] = {}
     background: list[asyncio.Future[Any]] = []
@@ -122,7 +140,7 @@ async def run_campaign(spec: dict[str, Any]) -> dict[str, Any]:
         await watcher
         if streaming is not None:
             await streaming
-        await sample()
+        await settle_receipts()
         result = {
             "campaign": {
                 "requests": len(campaign.latencies) + sum(campaign.tally.errors.values()),

@@ -82,6 +82,8 @@ async def run_campaign(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
     done = otp.campaign_finished(samples, arrivals, accepted)
     accept_s = last - first if last else None
     submit_s = done - first if done else None
+    stored = otp.receipts_stored(samples)
+    receipts_s = stored - first if stored else None
     campaign: dict[str, Any] = {
         "recipients": options.campaign_recipients,
         "requests": sent["requests"],
@@ -96,6 +98,9 @@ async def run_campaign(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
         "drained": done is not None,
         "carrier_received": otp.campaign_arrived(samples[-1], arrivals) if samples else 0,
         "carrier_peak_submits_per_s": otp.peak_rate(samples),
+        "receipts_s": round(receipts_s, 2) if receipts_s else None,
+        "receipts_stored_per_s": rate(accepted, receipts_s),
+        "receipts_unstored_when_submitted": otp.receipts_unstored_at(samples, done),
         "request_latency": sent["latency"],
         "statuses": sent["statuses"],
         "errors": sent["errors"],
