@@ -105,6 +105,7 @@ async def main(settings: SenderSettings, stop: asyncio.Event) -> None:
         flush_interval=settings.flush_interval,
         flush_max=settings.flush_max,
         flush_concurrency=settings.flush_concurrency,
+        receipt_flush_min=settings.receipt_flush_min,
     )
     deferrer = Deferrer(connection, topology)
     pools: dict[str, CarrierPool] = {}

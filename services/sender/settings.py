@@ -72,6 +72,13 @@ class SenderSettings(CommonSettings):
     flush_max: int = 1000
     # Flushes in flight at once: while one waits on Postgres the next batch is written.
     flush_concurrency: int = 3
+    # A carrier offers only so many receipts before we acknowledge them (its window per
+    # receiver bind), and we acknowledge each once it is committed: when this many wait
+    # and no flush is in flight, they are written at once instead of at the next interval.
+    # After a 100k campaign in make bench (two binds, a window of 32 each) every receipt
+    # was stored 37 s after the first request instead of 98 s; a steady stream of 1k/s
+    # pays about a third more flushes for it. 16 stored them no faster and flushed more.
+    receipt_flush_min: int = Field(default=32, ge=1)
     # Transient carrier errors: retried here with backoff this many times, then the
     # message goes through the delay queues until its validity runs out.
     transient_attempts: int = 4

@@ -82,6 +82,7 @@ class OutcomeWriter:
         flush_interval: float,
         flush_max: int,
         flush_concurrency: int = 3,
+        receipt_flush_min: int = 32,
     ) -> None:
         self._sessions = sessions
         self._topology = topology
@@ -91,7 +92,12 @@ class OutcomeWriter:
         self._delay = flush_interval
         self._concurrency = flush_concurrency
         self._max = flush_max
+        self._receipt_flush_min = receipt_flush_min
         self._batch = _Batch()
+        # Receipts in the batch whose acknowledgement to the carrier waits for its commit,
+        # and flushes in flight: see `_poke`.
+        self._unacknowledged = 0
+        self._flushes = 0
         # Single-part submits of the current batch by (carrier, carrier message id): a
         # receipt that arrives before they are written completes them in the same row write.
         self._open: dict[tuple[str, str], _Sent] = {}
@@ -140,13 +146,19 @@ class OutcomeWriter:
             self._flushing[key].append((update, future))
         else:
             self._batch.receipts.append((update, future))
-        # Receipts ride the next flush like everything else (at most flush_interval away):
-        # flushing on each one made many tiny transactions under a steady stream.
+        if future is not None and key not in self._flushing:
+            self._unacknowledged += 1
         self._poke()
         return future
 
     def _poke(self) -> None:
-        if len(self._batch) >= self._max:
+        """Wake the flush loop when the batch is full, or when enough receipts wait for their
+        commit and no flush is in flight: the carrier holds back further receipts until we
+        acknowledge these. Otherwise they ride the next interval's flush, as a flush per
+        receipt would make many tiny transactions under a steady stream."""
+        if len(self._batch) >= self._max or (
+            self._flushes == 0 and self._unacknowledged >= self._receipt_flush_min
+        ):
             self._wakeup.set()
 
     @property
@@ -228,17 +240,25 @@ class OutcomeWriter:
         opened, self._open = self._open, {}
         if not len(batch):
             return
+        unacknowledged, self._unacknowledged = self._unacknowledged, 0
         late: _Late = []
         for key in opened:
             self._flushing[key] = late
+        self._flushes += 1
+        committed = False
         try:
             await self._flush(batch)
+            committed = True
         finally:
+            self._flushes -= 1
             for key in opened:
                 self._flushing.pop(key, None)
             # Committed: these now match their stored submits; failed: the submits are back
             # in the batch, written before receipts in the same transaction.
             self._batch.receipts += late
+            self._unacknowledged += sum(1 for _, future in late if future is not None)
+            if not committed:
+                self._unacknowledged += unacknowledged
             self._poke()
 
     async def _flush(self, batch: _Batch) -> None:

@@ -17,7 +17,7 @@ from services.sender.writer import OutcomeWriter
 class _GatedWriter(OutcomeWriter):
     """A writer whose database write waits for the test to let it finish (or fail)."""
 
-    def __init__(self) -> None:
+    def __init__(self, receipt_flush_min: int = 16) -> None:
         super().__init__(
             None,  # type: ignore[arg-type]  # no database: _flush is replaced
             Topology(""),
@@ -25,6 +25,7 @@ class _GatedWriter(OutcomeWriter):
             None,  # type: ignore[arg-type]
             flush_interval=1.0,
             flush_max=1_000,
+            receipt_flush_min=receipt_flush_min,
         )
         self.gate = asyncio.Event()
         self.fail = False
@@ -91,3 +92,43 @@ async def test_receipts_for_submits_nobody_is_writing_go_straight_into_the_batch
     writer = _GatedWriter()
     writer.receipt("mtn", _receipt("UNKNOWN"), "delivered")
     assert writer.backlog == 1
+
+
+async def test_receipts_awaiting_their_commit_are_written_at_once_when_no_flush_is_in_flight() -> (
+    None
+):
+    writer = _GatedWriter(receipt_flush_min=3)
+    writer.gate.set()
+    running = asyncio.create_task(writer.run())
+    try:
+        await asyncio.sleep(0.01)
+        writer.receipt("mtn", _receipt("C1"), "delivered", durable=True)
+        writer.receipt("mtn", _receipt("C2"), "delivered", durable=True)
+        writer.receipt("mtn", _receipt("C3"), "delivered")  # acknowledged already: no wait
+        await asyncio.sleep(0.1)
+        assert writer.written == []  # the interval is a second away
+
+        writer.receipt("mtn", _receipt("C4"), "delivered", durable=True)
+        await asyncio.sleep(0.1)
+        assert [len(batch.receipts) for batch in writer.written] == [4]
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_receipts_wait_for_the_flush_in_flight_and_count_again_if_it_fails() -> None:
+    writer = _GatedWriter(receipt_flush_min=2)
+    writer.fail = True
+    writer.receipt("mtn", _receipt("C1"), "delivered", durable=True)
+    flushing = asyncio.create_task(writer.flush())
+    await asyncio.sleep(0)
+    writer._wakeup.clear()
+
+    writer.receipt("mtn", _receipt("C2"), "delivered", durable=True)
+    assert not writer._wakeup.is_set()  # one flush is in flight and one receipt waits
+
+    writer.gate.set()
+    await asyncio.gather(flushing, return_exceptions=True)
+    # The failed flush gave C1 back: two wait again, and nothing is in flight.
+    assert [u.receipt.carrier_message_id for u, _ in writer._batch.receipts] == ["C1", "C2"]
+    assert writer._wakeup.is_set()
