@@ -12,12 +12,13 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 import asyncpg
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 from sqlalchemy.engine import make_url
 
 from deploy.infra import asyncpg_dsn
@@ -123,3 +124,14 @@ async def serve_locally(handler: Handler, port: int) -> web.AppRunner:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner
+
+
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[TestServer]:
+    """`app` served on a free port of 127.0.0.1 for the block; `make_url` gives its URLs."""
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield server
+    finally:
+        await server.close()

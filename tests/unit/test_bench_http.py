@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bench.load.http import ConnectionLost, HttpConnection
+from tests.infra import serving
 
 _HEADERS = {"Content-Type": "application/json", "Authorization": "Basic dTpw"}
 
@@ -54,10 +55,8 @@ async def server() -> AsyncIterator[TestServer]:
     app.router.add_post("/slow", _slow)
     app.router.add_post("/hang-up", _hang_up)
     app.router.add_post("/streamed", _streamed)
-    test_server = TestServer(app, host="127.0.0.1")
-    await test_server.start_server()
-    yield test_server
-    await test_server.close()
+    async with serving(app) as test_server:
+        yield test_server
 
 
 async def test_posts_the_body_and_headers_and_reads_the_reply(server: TestServer) -> None:

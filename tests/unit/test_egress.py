@@ -22,6 +22,7 @@ from libs.common.egress import (
     read_capped,
     safe_session,
 )
+from tests.infra import serving
 
 REFUSED = [
     ("127.0.0.1", "loopback_address"),
@@ -332,10 +333,8 @@ async def server() -> AsyncIterator[TestServer]:
     app.router.add_post("/user-agent", user_agent)
     app.router.add_post("/redirect", redirect)
     app.router.add_get("/large", large)
-    test_server = TestServer(app, host="127.0.0.1")
-    await test_server.start_server()
-    yield test_server
-    await test_server.close()
+    async with serving(app) as test_server:
+        yield test_server
 
 
 async def test_safe_session_refuses_a_name_resolving_to_loopback(server: TestServer) -> None:
