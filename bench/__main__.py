@@ -56,9 +56,9 @@ Flags (sizes in brackets are the --quick ones):
   --log-level LEVEL           the services' log level [WARNING]
   --credit UGX                the test wallet's opening credit [100000000]
   --rate-limit N              the test key's requests/s [100000]
-  --profile SERVICE           record api_gateway, billing, sender, sender-priority, webhooks or
-                              carrier-simulator with py-spy (needs .venv/bin/py-spy) during
-                              --profile-phase
+  --profile SERVICE           record api_gateway, billing, billing-bulk, sender, sender-priority,
+                              webhooks or carrier-simulator with py-spy (needs
+                              .venv/bin/py-spy) during --profile-phase
   --profile-phase PHASE       single (the measured window), or campaign or webhooks (from its
                               start) [single]
   --profile-format FORMAT     flamegraph (.svg) or speedscope (.speedscope.json) [flamegraph]

@@ -12,6 +12,7 @@ PHASES = ("ceiling", "single", "campaign", "webhooks")
 SERVICES = (
     "api_gateway",
     "billing",
+    "billing-bulk",
     "sender",
     "sender-priority",
     "webhooks",

@@ -12,6 +12,7 @@ from bench.stats import ratio
 CPU_COLUMNS = (
     ("api_gateway", "gateway"),
     ("billing", "billing"),
+    ("billing-bulk", "billing-b"),
     ("sender", "sender"),
     ("sender-priority", "sender-p"),
     ("webhooks", "webhooks"),

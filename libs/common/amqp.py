@@ -51,7 +51,17 @@ class Topology:
 
     @property
     def billing_rpc_queue(self) -> str:
+        """Admissions of small (OTP-sized) sends."""
         return self._n("billing.rpc")
+
+    @property
+    def billing_bulk_rpc_queue(self) -> str:
+        """Admissions of large sends, kept apart so that an OTP's never waits behind one."""
+        return self._n("billing.rpc.bulk")
+
+    def admission_queue(self, lane: str) -> str:
+        """The admission RPC queue of a lane: `priority` (small sends) or `bulk`."""
+        return self.billing_rpc_queue if lane == "priority" else self.billing_bulk_rpc_queue
 
     @property
     def billing_refunds_queue(self) -> str:
@@ -121,6 +131,7 @@ def queue_arguments(topology: Topology, carriers: Iterable[str]) -> dict[str, di
             "x-dead-letter-exchange": topology.send_exchange,
         }
     queues[topology.billing_rpc_queue] = {**dead_lettered, "x-delivery-limit": 5}
+    queues[topology.billing_bulk_rpc_queue] = {**dead_lettered, "x-delivery-limit": 5}
     queues[topology.billing_refunds_queue] = {**dead_lettered, "x-delivery-limit": 20}
     queues[topology.billing_deposits_rpc_queue] = {**dead_lettered, "x-delivery-limit": 5}
     queues[topology.billing_deposit_checks_queue] = {**dead_lettered, "x-delivery-limit": 20}
@@ -178,6 +189,7 @@ async def delete_topology(
     queues = [
         topology.dead_letter_queue,
         topology.billing_rpc_queue,
+        topology.billing_bulk_rpc_queue,
         topology.billing_refunds_queue,
         topology.billing_deposits_rpc_queue,
         topology.billing_deposit_checks_queue,

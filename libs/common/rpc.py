@@ -131,8 +131,11 @@ class RpcServer:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def start(self) -> None:
-        self._tag = await self._queue.consume(self._on_request)
+    async def start(self, consumer_priority: int = 0) -> None:
+        """Consume; the broker gives a request to the highest-priority consumer with room."""
+        self._tag = await self._queue.consume(
+            self._on_request, arguments={"x-priority": consumer_priority}
+        )
 
     async def stop(self, timeout: float = 30) -> None:
         """Take no new requests and let the ones in hand finish, so none is done twice."""

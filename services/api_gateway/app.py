@@ -107,6 +107,7 @@ async def _broker(app: web.Application) -> AsyncIterator[None]:
     app[BILLING] = BillingClient(
         rpc,
         topology.billing_rpc_queue,
+        topology.billing_bulk_rpc_queue,
         timeout=settings.rpc_timeout,
         batch_max_recipients=settings.rpc_batch_max_recipients,
         batch_size=settings.rpc_batch_size,

@@ -2,7 +2,8 @@
 
 Small admissions that arrive while earlier RPCs are in flight wait for a free slot and
 then ride one RPC together: no added latency when idle, far fewer broker round trips
-under load. Large admissions (campaigns) travel alone so an OTP never waits for one.
+under load. Large admissions (campaigns) travel alone, on a queue of their own that
+another billing process consumes, so an OTP never waits for one.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class BillingClient:
         self,
         rpc: RpcClient,
         queue: str,
+        bulk_queue: str,
         *,
         timeout: float,
         batch_max_recipients: int,
@@ -38,6 +40,7 @@ class BillingClient:
     ) -> None:
         self._rpc = rpc
         self._queue = queue
+        self._bulk_queue = bulk_queue
         self._timeout = timeout
         self._batch_max_recipients = batch_max_recipients
         self._batch_size = batch_size
@@ -48,7 +51,7 @@ class BillingClient:
     async def admit(self, admission: Admission) -> AdmitResult:
         """Billing's answer for one admission; SendFailed / InternalError when it cannot say."""
         if len(admission.recipients) > self._batch_max_recipients:
-            (result,) = await self._call([admission])
+            (result,) = await self._call(self._bulk_queue, [admission])
             return result
         future: asyncio.Future[AdmitResult] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiting(admission, future))
@@ -67,7 +70,7 @@ class BillingClient:
 
     async def _send(self, batch: list[_Waiting]) -> None:
         try:
-            results = await self._call([w.admission for w in batch])
+            results = await self._call(self._queue, [w.admission for w in batch])
         except Exception as error:  # noqa: BLE001 — every waiter gets the same error
             for waiting in batch:
                 if not waiting.future.done():
@@ -80,12 +83,12 @@ class BillingClient:
             self._slots += 1
             self._dispatch()
 
-    async def _call(self, admissions: list[Admission]) -> list[AdmitResult]:
+    async def _call(self, queue: str, admissions: list[Admission]) -> list[AdmitResult]:
         request = AdmitRequest(admissions=admissions, deadline=time.time() + self._timeout)
         self.rpcs += 1
         try:
             body = await self._rpc.call(
-                self._queue, request.model_dump_json().encode(), timeout=self._timeout
+                queue, request.model_dump_json().encode(), timeout=self._timeout
             )
         except RpcUnavailable as error:
             log.warning("billing.unavailable", error=str(error), admissions=len(admissions))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from aio_pika.abc import AbstractChannel, AbstractQueue
 
@@ -22,6 +23,8 @@ log = get_logger(__name__)
 
 async def main(settings: BillingSettings, stop: asyncio.Event) -> None:
     configure_logging("billing", settings.log_level, settings.log_format)
+    if settings.nice:
+        os.nice(settings.nice)
     topology = Topology(settings.amqp_namespace)
     engine = create_engine(settings, "wesendall-billing")
     sessions = create_sessionmaker(engine)
@@ -54,41 +57,54 @@ async def main(settings: BillingSettings, stop: asyncio.Event) -> None:
             await channel.set_qos(prefetch_count=prefetch)
             return channel, await durable_queue(channel, topology, settings.carriers, name)
 
-        rpc = RpcServer(
-            *await queue(topology.billing_rpc_queue, settings.rpc_prefetch),
-            consumers.handle_admit,
-        )
-        await rpc.start()
-        deposits_rpc = RpcServer(
-            *await queue(topology.billing_deposits_rpc_queue, settings.deposit_rpc_prefetch),
-            consumers.handle_start_deposit,
-        )
-        await deposits_rpc.start()
-        refunds_channel, refunds = await queue(
-            topology.billing_refunds_queue, settings.refund_prefetch
-        )
-        await refunds.consume(consumers.handle_refunds)
-        checks_channel, checks = await queue(
-            topology.billing_deposit_checks_queue, settings.deposit_check_prefetch
-        )
-        await checks.consume(consumers.handle_deposit_check)
-        relay_tasks = [
+        admissions = []
+        for lane, consumer_priority in settings.admission_lanes.items():
+            server = RpcServer(
+                *await queue(topology.admission_queue(lane), settings.rpc_prefetch),
+                consumers.handle_admit,
+            )
+            await server.start(consumer_priority)
+            admissions.append(server)
+        tasks = [
             asyncio.create_task(relay.run(), name="outbox-relay"),
             asyncio.create_task(priority_relay.run(), name="outbox-relay-priority"),
-            asyncio.create_task(topups.reconcile_forever(), name="deposit-reconciler"),
         ]
-        log.info("billing.started", carriers=settings.carriers)
+        servers: list[RpcServer] = []
+        channels: list[AbstractChannel] = []
+        if settings.background_work:
+            deposits_rpc = RpcServer(
+                *await queue(topology.billing_deposits_rpc_queue, settings.deposit_rpc_prefetch),
+                consumers.handle_start_deposit,
+            )
+            await deposits_rpc.start()
+            servers.append(deposits_rpc)
+            refunds_channel, refunds = await queue(
+                topology.billing_refunds_queue, settings.refund_prefetch
+            )
+            await refunds.consume(consumers.handle_refunds)
+            checks_channel, checks = await queue(
+                topology.billing_deposit_checks_queue, settings.deposit_check_prefetch
+            )
+            await checks.consume(consumers.handle_deposit_check)
+            channels += [refunds_channel, checks_channel]
+            tasks.append(asyncio.create_task(topups.reconcile_forever(), name="deposit-reconciler"))
+        log.info(
+            "billing.started",
+            carriers=settings.carriers,
+            admission_lanes=settings.admission_lanes,
+            background_work=settings.background_work,
+        )
         await stop.wait()
         log.info("billing.stopping")
-        await rpc.stop()
-        await deposits_rpc.stop()
-        await refunds_channel.close()
-        await checks_channel.close()
+        for server in [*admissions, *servers]:
+            await server.stop()
+        for channel in channels:
+            await channel.close()
         for r in (priority_relay, relay):
             await r.settle()
-        for task in relay_tasks:
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*relay_tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await topups.close()
     finally:
         await connection.close()

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pydantic import Field
+
+from libs.common.admission import Lane
 from libs.common.settings import CommonSettings
+
+
+def _both_lanes() -> dict[Lane, int]:
+    return {"priority": 0, "bulk": 0}
 
 
 class BillingSettings(CommonSettings):
@@ -19,6 +26,14 @@ class BillingSettings(CommonSettings):
     # crash is re-checked whole, which bounds how large they should grow.
     job_size: int = 400
     rpc_prefetch: int = 32
+    # The admission queues this process consumes, each with its consumer priority: large
+    # sends are admitted by a process of their own, so the many statements of an OTP's
+    # admission never wait in an event loop busy with a campaign's thousand-row writes;
+    # each process also takes the other lane at a lower priority, only while the process
+    # that owns it is gone or full.
+    admission_lanes: dict[Lane, int] = Field(default_factory=_both_lanes)
+    # Top-ups, refunds and the deposit reconciler: off in a process that only admits.
+    background_work: bool = True
     refund_prefetch: int = 16
     # Top-ups. A deposit the provider still reports pending (or never received) this long
     # after it was started expires; MTN gives the payer about five minutes to approve.

@@ -48,6 +48,7 @@ async def _checks(app: web.Application) -> dict[str, str]:
     consumers = {
         "billing": [
             topology.billing_rpc_queue,
+            topology.billing_bulk_rpc_queue,
             topology.billing_refunds_queue,
             topology.billing_deposits_rpc_queue,
             topology.billing_deposit_checks_queue,
