@@ -245,10 +245,11 @@ class OutcomeWriter:
         for key in opened:
             self._flushing[key] = late
         self._flushes += 1
-        committed = False
         try:
             await self._flush(batch)
-            committed = True
+        except BaseException:
+            self._unacknowledged += unacknowledged  # back in the batch, still waiting
+            raise
         finally:
             self._flushes -= 1
             for key in opened:
@@ -257,8 +258,6 @@ class OutcomeWriter:
             # in the batch, written before receipts in the same transaction.
             self._batch.receipts += late
             self._unacknowledged += sum(1 for _, future in late if future is not None)
-            if not committed:
-                self._unacknowledged += unacknowledged
             self._poke()
 
     async def _flush(self, batch: _Batch) -> None:
