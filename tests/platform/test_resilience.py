@@ -8,6 +8,8 @@ import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
+
 from libs.common.admission import Admission
 from libs.common.amqp import Topology
 from libs.common.db import session_scope
@@ -261,24 +263,28 @@ async def test_database_connections_cut_mid_traffic_lose_nothing(
     assert await platform.ledger_mismatches() == []
 
 
+@pytest.mark.parametrize(
+    ("process", "sends", "recipients"),
+    [("billing", 120, 1), ("billing-bulk", 40, 20)],  # OTP-sized sends, and large ones
+)
 async def test_billing_killed_mid_traffic_never_charges_twice(
-    start_platform: StartPlatform,
+    start_platform: StartPlatform, process: str, sends: int, recipients: int
 ) -> None:
     platform = await start_platform(extra_env={"WESENDALL_RPC_TIMEOUT": "3"})
     customer = await platform.customer(credit=100_000)
 
     async def kill_and_restart() -> None:
         await asyncio.sleep(0.5)
-        platform.stack.kill("billing")
+        platform.stack.kill(process)
         await asyncio.sleep(0.5)
-        platform.stack.restart("billing")
+        platform.stack.restart(process)
 
     async def traffic() -> list[Any]:
         async def one(n: int) -> Any:
-            return await customer.send(f"Busy {n}", f"+2567726{n:05d}")
+            return await customer.send(f"Busy {n}", _recipients(recipients, f"{n:03d}"))
 
         replies = []
-        for start in range(0, 120, 8):
+        for start in range(0, sends, 8):
             replies += await asyncio.gather(*(one(n) for n in range(start, start + 8)))
         return replies
 
@@ -295,7 +301,7 @@ async def test_billing_killed_mid_traffic_never_charges_twice(
     assert accepted <= {batch_id for batch_id, _ in batches}
     for batch_id, _ in batches:
         await _settled(customer, batch_id)
-    assert await customer.balance() == 100_000 - 35 * len(batches)
+    assert await customer.balance() == 100_000 - 35 * recipients * len(batches)
     assert await platform.ledger_mismatches() == []
 
 
