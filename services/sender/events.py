@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -18,19 +18,29 @@ from services.sender.store import Changed
 
 
 async def status_events(
-    session: AsyncSession, topology: Topology, changed: Sequence[Changed]
+    session: AsyncSession,
+    topology: Topology,
+    changed: Sequence[Changed],
+    request_ids: Mapping[str, str | None] | None = None,
 ) -> list[OutboxMessage]:
-    """One event per change, carrying the request id of the send that created the message."""
+    """One event per change, carrying the request id of the send that created the message.
+
+    `request_ids` by batch id are those already known from the send jobs in hand; the
+    others (a receipt's message, whose job this process may never have seen) are read.
+    """
     if not changed:
         return []
-    request_ids: dict[str, str | None] = dict(
-        (
-            await session.execute(
-                text("SELECT id, request_id FROM batches WHERE id = ANY(CAST(:ids AS text[]))"),
-                {"ids": sorted({c.batch_id for c in changed})},
-            )
-        ).all()
-    )
+    known: dict[str, str | None] = dict(request_ids or {})
+    unknown = sorted({c.batch_id for c in changed} - known.keys())
+    if unknown:
+        known.update(
+            (
+                await session.execute(
+                    text("SELECT id, request_id FROM batches WHERE id = ANY(CAST(:ids AS text[]))"),
+                    {"ids": unknown},
+                )
+            ).all()
+        )
     # Plain dicts in the shape of `Event`: this runs for every status change, thousands
     # a second, and pydantic models cost more than the rest. `data` says enough (status,
     # carrier id, the envelope's time) for a receiver to order one message's events.
@@ -44,7 +54,7 @@ async def status_events(
                 "type": event_type,
                 "occurred_at": occurred_at,
                 "version": 1,
-                "request_id": request_ids.get(change.batch_id),
+                "request_id": known.get(change.batch_id),
                 "data": {
                     "message_id": change.id,
                     "batch_id": change.batch_id,

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -225,7 +226,7 @@ class OutcomeWriter:
                     matched=[row for row, u in due if id(u) not in still],
                     waiting=[row for row, u in due if id(u) in still],
                 )
-                staged = await self._announce(session, done)
+                staged = await self._announce(session, done, adopted)
         except BaseException:
             for work in adopted:
                 self._adopters[work.carrier].unclaim(work)
@@ -266,7 +267,8 @@ class OutcomeWriter:
         try:
             async with session_scope(self._sessions) as session:
                 changed = await self._write(session, batch, adopted)
-                staged = await self._announce(session, changed)
+                works = [e.work for e in batch.sent] + [w for w, _, _ in batch.unsent] + adopted
+                staged = await self._announce(session, changed, works)
         except BaseException:
             # Everything waits here for the next attempt; receipts stay unanswered to the
             # carrier meanwhile, so a crash now leaves them with the carrier, not lost.
@@ -361,6 +363,10 @@ class OutcomeWriter:
         log.info("sender.adopted_by_receipt", messages=len(pairs))
         return changed
 
-    async def _announce(self, session: AsyncSession, changed: list[Changed]) -> list[Staged]:
-        """Stage the events: published by this process as soon as the flush commits."""
-        return await stage(session, await status_events(session, self._topology, changed))
+    async def _announce(
+        self, session: AsyncSession, changed: list[Changed], works: Iterable[Work] = ()
+    ) -> list[Staged]:
+        """Stage the events: published by this process as soon as the flush commits. The
+        request ids of `works`' sends come from their jobs rather than the database."""
+        known = {work.message.batch_id: work.text.request_id for work in works}
+        return await stage(session, await status_events(session, self._topology, changed, known))
