@@ -6,7 +6,10 @@ Tests that break things (kill a process, cut the broker) start a private one.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +125,17 @@ class Platform:
     async def ledger_mismatches(self) -> list[tuple[str, int, int]]:
         async with session_scope(self.sessions) as session:
             return await ledger_mismatches(session)
+
+    @contextmanager
+    def frozen(self, name: str) -> Iterator[None]:
+        """The process stops running but keeps its connections: its consumers stay, so
+        the broker goes on handing it requests that wait until the block ends."""
+        process = self.stack.processes[name]
+        os.kill(process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
 
 
 @pytest.fixture(scope="session")

@@ -4,26 +4,11 @@ each takes the other's while that one is gone, so neither kind of send depends o
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-from tests.platform.conftest import Platform, StartPlatform
+from tests.platform.conftest import StartPlatform
 
 # More than the gateway batches with OTPs (WESENDALL_RPC_BATCH_MAX_RECIPIENTS, 10).
 LARGE = [f"+2567725{n:05d}" for n in range(50)]
-
-
-@asynccontextmanager
-async def _frozen(platform: Platform, name: str) -> AsyncIterator[None]:
-    """The process stops running but keeps its broker connection: its consumers stay."""
-    process = platform.stack.processes[name]
-    os.kill(process.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(process.pid, signal.SIGCONT)
 
 
 async def test_a_large_send_is_admitted_by_billing_bulk_and_an_otp_by_billing(
@@ -32,13 +17,13 @@ async def test_a_large_send_is_admitted_by_billing_bulk_and_an_otp_by_billing(
     platform = await start_platform(extra_env={"WESENDALL_RPC_TIMEOUT": "2"})
     customer = await platform.customer(credit=100_000)
 
-    async with _frozen(platform, "billing-bulk"):
+    with platform.frozen("billing-bulk"):
         otp = await customer.send("Your code is 1234", "0772123456")
         campaign = await customer.send("Sale today", LARGE)
     assert otp.status == 202, otp
     assert (campaign.status, campaign.code) == (500, "internal_error")  # waited on billing-bulk
 
-    async with _frozen(platform, "billing"):
+    with platform.frozen("billing"):
         campaign = await customer.send("Sale today", LARGE)
         otp = await customer.send("Your code is 1234", "0772123456")
     assert campaign.status == 202, campaign

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 
 from tests.platform.client import Customer
 from tests.platform.conftest import Platform, StartPlatform
@@ -59,15 +58,11 @@ async def test_keys_belong_to_one_api_key(platform: Platform, customer: Customer
 
 async def test_a_key_still_in_flight_is_a_conflict(platform: Platform, customer: Customer) -> None:
     headers = _key("in-flight")
-    billing = platform.stack.processes["billing"]
-    os.kill(billing.pid, signal.SIGSTOP)  # the first request waits for billing
-    try:
+    with platform.frozen("billing"):  # the first request waits for billing
         first = asyncio.create_task(customer.send("Slow", "0772123456", headers=headers))
         await asyncio.sleep(0.5)
         second = await customer.send("Slow", "0772123456", headers=headers)
         assert (second.status, second.code) == (409, "idempotency_conflict")
-    finally:
-        os.kill(billing.pid, signal.SIGCONT)
     assert (await first).status == 202
     assert await customer.balance() == 10_000 - 35
 
@@ -78,12 +73,8 @@ async def test_a_retry_after_a_timeout_neither_loses_nor_doubles_the_send(
     platform = await start_platform(extra_env={"WESENDALL_RPC_TIMEOUT": "1.5"})
     customer = await platform.customer()
     headers = _key("timeout")
-    billing = platform.stack.processes["billing"]
-    os.kill(billing.pid, signal.SIGSTOP)
-    try:
+    with platform.frozen("billing"):
         timed_out = await customer.send("Unknown outcome", "0772123456", headers=headers)
-    finally:
-        os.kill(billing.pid, signal.SIGCONT)
     assert (timed_out.status, timed_out.code) == (500, "internal_error")
     # Billing, back, finds the request past its deadline and admits nothing.
     retry = await customer.send("Unknown outcome", "0772123456", headers=headers)
