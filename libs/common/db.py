@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -47,3 +48,18 @@ async def session_scope(sessions: async_sessionmaker[AsyncSession]) -> AsyncIter
     """One transaction: commit when the block succeeds, roll back when it raises."""
     async with sessions() as session, session.begin():
         yield session
+
+
+@asynccontextmanager
+async def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Any]:
+    """The pooled connection's asyncpg driver, outside any transaction: each statement
+    commits on its own.
+
+    For work of single statements on hot paths: no BEGIN and COMMIT round trips and none
+    of the session's bookkeeping. SQLAlchemy begins its driver-level transaction only when
+    it executes a statement itself, so none is open here, and the session's close only
+    hands the connection back to the pool.
+    """
+    async with sessions() as session:
+        connection = await (await session.connection()).get_raw_connection()
+        yield connection.driver_connection

@@ -26,7 +26,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 from sqlalchemy import insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs.common.db import session_scope
+from libs.common.db import autocommit, session_scope
 from libs.common.logging import get_logger
 from libs.common.models import OutboxRow
 
@@ -247,9 +247,8 @@ class OutboxRelay:
 
     async def _delete(self, ids: list[int]) -> None:
         """Delete published rows: one statement, outside a transaction."""
-        async with self._sessions() as session:
-            connection = await (await session.connection()).get_raw_connection()
-            await connection.driver_connection.execute(_DELETE, ids)  # type: ignore[union-attr]
+        async with autocommit(self._sessions) as connection:
+            await connection.execute(_DELETE, ids)
 
     def _report_failed(self, rows: Sequence[Any], error: BaseException) -> None:
         log.warning(

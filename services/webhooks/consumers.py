@@ -6,7 +6,7 @@ import orjson
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs.common.db import session_scope
+from libs.common.db import autocommit, session_scope
 from libs.common.logging import get_logger
 from libs.common.webhooks import PING, SUBSCRIBABLE
 from services.webhooks import store
@@ -22,15 +22,15 @@ class WebhookConsumers:
         self._dispatcher = dispatcher
 
     async def handle_events(self, message: AbstractIncomingMessage) -> None:
-        """Create the deliveries; the ack waits for the commit (redelivery adds none twice)."""
+        """Create the deliveries; the ack waits for their insert (redelivery adds none twice)."""
         async with message.process(requeue=True):
             raw = orjson.loads(message.body)
             envelopes = raw if isinstance(raw, list) else [raw]
             events = [e for e in envelopes if e.get("type") in _HEARD]
             if not events:
                 return
-            async with session_scope(self._sessions) as session:
-                created = await store.create_deliveries(session, events)
+            async with autocommit(self._sessions) as connection:
+                created = await store.create_deliveries(connection, events)
             if created:
                 self._dispatcher.wake()
 

@@ -34,29 +34,37 @@ class Outcome:
         return self.error is None and self.status_code is not None and 200 <= self.status_code < 300
 
 
-async def create_deliveries(session: AsyncSession, raw: Sequence[dict[str, Any]]) -> int:
+_ENDPOINTS_OF = (
+    "SELECT id, wallet_id, events FROM webhook_endpoints"
+    " WHERE wallet_id = ANY($1::text[]) AND status = 'enabled'"
+)
+_INSERT_DELIVERIES = (
+    "INSERT INTO webhook_deliveries"
+    " (id, endpoint_id, wallet_id, event_id, event_type, payload, next_attempt_at)"
+    " SELECT *, now() FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+    "   $6::bytea[])"
+    " ON CONFLICT (endpoint_id, event_id) DO NOTHING"
+)
+
+
+async def create_deliveries(connection: Any, raw: Sequence[dict[str, Any]]) -> int:
     """One delivery per event and enabled endpoint that wants it; returns how many are new.
 
-    `raw` are decoded envelopes: most events belong to wallets without webhooks, so they
-    are turned into `Event`s only when some endpoint will receive them.
+    `connection` is an asyncpg connection outside a transaction (`db.autocommit`): the
+    lookup and the insert are a statement each, and the insert is atomic by itself and
+    idempotent, so a redelivered event adds nothing. `raw` are decoded envelopes: most
+    events belong to wallets without webhooks, so they are turned into `Event`s only when
+    some endpoint will receive them.
     """
     wallets = sorted({w for e in raw if (w := _wallet(e.get("data") or {}))})
     if not wallets:
         return 0
-    endpoints = (
-        await session.execute(
-            text(
-                "SELECT id, wallet_id, events FROM webhook_endpoints"
-                " WHERE wallet_id = ANY(:w) AND status = 'enabled'"
-            ),
-            {"w": wallets},
-        )
-    ).all()
+    endpoints = await connection.fetch(_ENDPOINTS_OF, wallets)
     if not endpoints:
         return 0
     by_wallet: dict[str, list[Any]] = {}
     for endpoint in endpoints:
-        by_wallet.setdefault(endpoint.wallet_id, []).append(endpoint)
+        by_wallet.setdefault(endpoint["wallet_id"], []).append(endpoint)
     rows = []
     for item in raw:
         wallet = _wallet(item.get("data") or {})
@@ -65,33 +73,16 @@ async def create_deliveries(session: AsyncSession, raw: Sequence[dict[str, Any]]
         event = Event.model_validate(item)
         body: bytes | None = None
         for endpoint in by_wallet[wallet]:
-            if event.type == PING and event.data.get("endpointId") != endpoint.id:
+            if event.type == PING and event.data.get("endpointId") != endpoint["id"]:
                 continue
-            if wants(endpoint.events, event.type):
+            if wants(endpoint["events"], event.type):
                 body = body or payload(event)
-                rows.append((new_id("whd"), endpoint.id, wallet, event.id, event.type, body))
+                rows.append((new_id("whd"), endpoint["id"], wallet, event.id, event.type, body))
     if not rows:
         return 0
-    ids, endpoint_ids, wallet_ids, event_ids, types, payloads = map(list, zip(*rows, strict=True))
-    result = await session.execute(
-        text(
-            "INSERT INTO webhook_deliveries"
-            " (id, endpoint_id, wallet_id, event_id, event_type, payload, next_attempt_at)"
-            " SELECT *, now() FROM unnest(CAST(:ids AS text[]), CAST(:endpoints AS text[]),"
-            "   CAST(:wallets AS text[]), CAST(:events AS text[]), CAST(:types AS text[]),"
-            "   CAST(:bodies AS bytea[]))"
-            " ON CONFLICT (endpoint_id, event_id) DO NOTHING"
-        ),
-        {
-            "ids": ids,
-            "endpoints": endpoint_ids,
-            "wallets": wallet_ids,
-            "events": event_ids,
-            "types": types,
-            "bodies": payloads,
-        },
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    columns = map(list, zip(*rows, strict=True))
+    status = await connection.execute(_INSERT_DELIVERIES, *columns)
+    return int(status.rsplit(" ", 1)[-1])  # "INSERT 0 <rows>"
 
 
 async def claim_due(
