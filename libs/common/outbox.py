@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -57,18 +57,29 @@ _CLAIM = text(
 )
 
 
-_STAGE = text(
+# The rows `stage` inserts, claimed by the inserting process, over `stage_parameters`.
+# `{source}` lets a caller insert them FROM a CTE of its own statement (its rows come
+# out once per row of that source): `stage_sql("debit, ")`.
+_STAGED_ROWS = (
     "INSERT INTO outbox (origin, exchange, routing_key, message_id, body, headers, priority,"
     " attempts, claimed_until)"
     " SELECT u.origin, u.exchange, u.routing_key, u.message_id, u.body,"
-    " CAST(u.headers AS jsonb), u.priority, 1, now() + CAST(:lease AS interval)"
-    " FROM unnest(CAST(:origins AS text[]), CAST(:exchanges AS text[]),"
-    "             CAST(:routing_keys AS text[]), CAST(:message_ids AS text[]),"
-    "             CAST(:bodies AS bytea[]), CAST(:headers AS text[]),"
-    "             CAST(:priorities AS smallint[]))"
+    " CAST(u.headers AS jsonb), u.priority, 1, now() + CAST(:outbox_lease AS interval)"
+    " FROM {source}unnest(CAST(:outbox_origins AS text[]), CAST(:outbox_exchanges AS text[]),"
+    "             CAST(:outbox_routing_keys AS text[]), CAST(:outbox_message_ids AS text[]),"
+    "             CAST(:outbox_bodies AS bytea[]), CAST(:outbox_headers AS text[]),"
+    "             CAST(:outbox_priorities AS smallint[]))"
     " AS u(origin, exchange, routing_key, message_id, body, headers, priority)"
     " RETURNING id, message_id"
 )
+
+
+def stage_sql(source: str = "") -> str:
+    """The INSERT of staged rows, for a statement of the caller's; see `stage`."""
+    return _STAGED_ROWS.format(source=source)
+
+
+_STAGE = text(stage_sql())
 _DELETE = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 
@@ -121,20 +132,30 @@ async def stage(
     (`publish_committed`); if it dies first, a relay publishes them after `lease`."""
     if not messages:
         return []
-    rows = await session.execute(
-        _STAGE,
-        {
-            "lease": lease,
-            "origins": [m.origin for m in messages],
-            "exchanges": [m.exchange for m in messages],
-            "routing_keys": [m.routing_key for m in messages],
-            "message_ids": [m.message_id for m in messages],
-            "bodies": [m.body for m in messages],
-            "headers": [orjson.dumps(m.headers).decode() for m in messages],
-            "priorities": [m.priority for m in messages],
-        },
-    )
-    ids = {message_id: row_id for row_id, message_id in rows}
+    rows = await session.execute(_STAGE, stage_parameters(messages, lease))
+    return staged_rows(messages, rows)
+
+
+def stage_parameters(
+    messages: Sequence[OutboxMessage], lease: timedelta = STAGED_LEASE
+) -> dict[str, Any]:
+    return {
+        "outbox_lease": lease,
+        "outbox_origins": [m.origin for m in messages],
+        "outbox_exchanges": [m.exchange for m in messages],
+        "outbox_routing_keys": [m.routing_key for m in messages],
+        "outbox_message_ids": [m.message_id for m in messages],
+        "outbox_bodies": [m.body for m in messages],
+        "outbox_headers": [orjson.dumps(m.headers).decode() for m in messages],
+        "outbox_priorities": [m.priority for m in messages],
+    }
+
+
+def staged_rows(
+    messages: Sequence[OutboxMessage], inserted: Iterable[tuple[int, str]]
+) -> list[Staged]:
+    """The `Staged` rows of `messages`, from the (id, message_id) pairs their insert returned."""
+    ids = {message_id: row_id for row_id, message_id in inserted}
     return [
         Staged(
             ids[m.message_id],

@@ -5,19 +5,21 @@ exists without its charge.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.common.admission import Admission, AdmitResult
+from libs.common.admission import Admission, AdmitResult, Lane
 from libs.common.amqp import Topology
 from libs.common.models import MessageStatus
-from libs.common.outbox import Staged, enqueue, stage
+from libs.common.outbox import Staged, enqueue, stage_parameters, stage_sql, staged_rows
 from libs.common.pricing import unit_price
-from services.billing.accepted import Accepted, validity
+from services.billing.accepted import Accepted, AcceptedMessage, validity
 from services.billing.jobs import send_jobs
 from services.billing.settings import BillingSettings
 
@@ -47,11 +49,12 @@ _LOCK_WALLET = text(
     """
 )
 # The debit, the day's usage, one charge per batch in the ledger and the batch rows, in one
-# round trip. The debit is conditional even under the row lock: whatever was computed, a
-# wallet never pays more than it holds (the CHECK constraint stands behind this too), and
-# the other rows are written only FROM the debit, so a refused debit writes nothing.
-_CHARGE = text(
-    """
+# round trip; with them, when asked, the message rows of a small admission and the staged
+# send jobs (`_charge`). The debit is conditional even under the row lock: whatever was
+# computed, a wallet never pays more than it holds (the CHECK constraint stands behind
+# this too), and the other rows are written only FROM the debit, so a refused debit
+# writes nothing.
+_CHARGE_CTES = """
     WITH debit AS (
         UPDATE wallets SET balance = balance - :total
          WHERE id = :wallet_id AND balance >= :total RETURNING balance
@@ -77,10 +80,36 @@ _CHARGE = text(
                              CAST(:counts AS int[]), CAST(:batch_units AS bigint[]),
                              CAST(:costs AS bigint[]), CAST(:requests AS text[]))
                AS b(id, key, grp, message, encoding, priority, count, units, cost, request)
-    )
-    SELECT balance FROM debit
-    """
-)
+    )"""
+# The foreign key from a message to its batch is checked at the end of the statement,
+# when the batch row of the sibling CTE is there.
+_MESSAGES_CTE = """, new_messages AS (
+        INSERT INTO messages (id, batch_id, wallet_id, recipient, carrier, units, cost,
+                              status, parts_done, expires_at, created_at, updated_at)
+        SELECT m.id, m.batch, :wallet_id, m.recipient, m.carrier, m.units, m.cost,
+               'queued', 0, m.expires, :now, :now
+          FROM debit, unnest(CAST(:m_ids AS text[]), CAST(:m_batches AS text[]),
+                             CAST(:m_recipients AS text[]), CAST(:m_carriers AS text[]),
+                             CAST(:m_units AS smallint[]), CAST(:m_costs AS int[]),
+                             CAST(:m_expires AS timestamptz[]))
+               AS m(id, batch, recipient, carrier, units, cost, expires)
+    )"""
+# Admissions of up to this many messages write them in the charge's statement; larger ones
+# COPY them afterwards, which costs round trips but less per row.
+INLINE_MESSAGES = 100
+
+
+@functools.cache
+def _charge(*, inline_messages: bool, staging: bool) -> TextClause:
+    """The charge statement: the new balance, and with `staging` the (id, message_id) of
+    each staged send job (a row each, the balance repeated)."""
+    sql = _CHARGE_CTES + (_MESSAGES_CTE if inline_messages else "")
+    if staging:
+        sql += f", jobs AS ({stage_sql('debit, ')})"
+        sql += " SELECT d.balance, j.id, j.message_id FROM debit d LEFT JOIN jobs j ON true"
+    else:
+        sql += " SELECT balance, NULL, NULL FROM debit"
+    return text(sql)
 
 
 # An admission still uncommitted this close to its caller's deadline is rolled back: the
@@ -229,47 +258,69 @@ async def _write(
     for cost in costs:
         running -= cost
         afters.append(running)
-    debited = await session.scalar(
-        _CHARGE,
-        {
-            "wallet_id": accepted.wallet_id,
-            "total": total,
-            "day": accepted.now.date(),
-            "units": sum(a.units * len(a.recipients) for a in admissions),
-            "now": accepted.now,
-            "price": accepted.price,
-            "ids": [a.batch_id for a in admissions],
-            "costs": costs,
-            "afters": afters,
-            "descriptions": [
-                f"{len(a.recipients)} recipients x {a.units} units" for a in admissions
-            ],
-            "keys": [a.api_key_id for a in admissions],
-            "groups": [a.group_id for a in admissions],
-            "messages": [a.message for a in admissions],
-            "encodings": [a.encoding for a in admissions],
-            "priorities": [a.priority for a in admissions],
-            "counts": [len(a.recipients) for a in admissions],
-            "batch_units": [a.units * len(a.recipients) for a in admissions],
-            "requests": [a.request_id for a in admissions],
-        },
-    )
+    messages = list(accepted.messages(settings))
+    inline = len(messages) <= INLINE_MESSAGES
+    jobs = send_jobs(settings, topology, accepted)
+    parameters: dict[str, Any] = {
+        "wallet_id": accepted.wallet_id,
+        "total": total,
+        "day": accepted.now.date(),
+        "units": sum(a.units * len(a.recipients) for a in admissions),
+        "now": accepted.now,
+        "price": accepted.price,
+        "ids": [a.batch_id for a in admissions],
+        "costs": costs,
+        "afters": afters,
+        "descriptions": [f"{len(a.recipients)} recipients x {a.units} units" for a in admissions],
+        "keys": [a.api_key_id for a in admissions],
+        "groups": [a.group_id for a in admissions],
+        "messages": [a.message for a in admissions],
+        "encodings": [a.encoding for a in admissions],
+        "priorities": [a.priority for a in admissions],
+        "counts": [len(a.recipients) for a in admissions],
+        "batch_units": [a.units * len(a.recipients) for a in admissions],
+        "requests": [a.request_id for a in admissions],
+    }
+    if inline:
+        expiry = _expiry(settings, accepted.now)
+        parameters |= {
+            "m_ids": [m.message_id for m in messages],
+            "m_batches": [m.admission.batch_id for m in messages],
+            "m_recipients": [m.recipient for m in messages],
+            "m_carriers": [m.carrier for m in messages],
+            "m_units": [m.admission.units for m in messages],
+            "m_costs": [m.cost for m in messages],
+            "m_expires": [expiry[m.lane] for m in messages],
+        }
+    if staged is not None:
+        parameters |= stage_parameters(jobs)
+    statement = _charge(inline_messages=inline, staging=staged is not None)
+    rows = (await session.execute(statement, parameters)).all()
+    debited = rows[0][0] if rows else None
     if debited != balance:
         raise RuntimeError(f"wallet {accepted.wallet_id}: debit left {debited}, expected {balance}")
-    await _copy_messages(session, settings, accepted)
-    jobs = send_jobs(settings, topology, accepted)
+    if not inline:
+        await _copy_messages(session, settings, accepted, messages)
     if staged is None:
         await enqueue(session, jobs)
     else:
-        staged += await stage(session, jobs)
+        staged += staged_rows(jobs, [(row[1], row[2]) for row in rows])
+
+
+def _expiry(settings: BillingSettings, now: datetime) -> dict[Lane, datetime]:
+    """When a message of each lane, admitted `now`, expires unsubmitted."""
+    return {lane: now + validity(settings, lane) for lane in ("priority", "bulk")}
 
 
 async def _copy_messages(
-    session: AsyncSession, settings: BillingSettings, accepted: Accepted
+    session: AsyncSession,
+    settings: BillingSettings,
+    accepted: Accepted,
+    messages: Sequence[AcceptedMessage],
 ) -> None:
-    """COPY the message rows: the one write that grows with the recipient count."""
+    """COPY the message rows of a large admission: the write that grows with its recipients."""
     queued, now = MessageStatus.QUEUED.value, accepted.now
-    expiry = {lane: now + validity(settings, lane) for lane in ("priority", "bulk")}
+    expiry = _expiry(settings, now)
     records = [
         (
             m.message_id,
@@ -285,7 +336,7 @@ async def _copy_messages(
             now,
             now,
         )
-        for m in accepted.messages(settings)
+        for m in messages
     ]
     connection = await session.connection()
     raw = await connection.get_raw_connection()

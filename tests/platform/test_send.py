@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.billing.admission import INLINE_MESSAGES
 from tests.platform.client import Customer, eventually
 from tests.platform.conftest import Platform
 
@@ -150,6 +151,42 @@ async def test_long_messages_arrive_whole_at_the_carrier(
         [received] = await eventually(arrived)
         assert received["text"] == text
         assert received["parts"] == 3
+
+
+@pytest.mark.parametrize("count", [INLINE_MESSAGES, INLINE_MESSAGES + 1])
+async def test_admissions_on_both_sides_of_the_inline_limit_write_every_message(
+    platform: Platform, count: int
+) -> None:
+    """Up to INLINE_MESSAGES rows go in the charge's statement, more are COPYed: both ways
+    every message is stored with its charge, and its send job reaches the carrier."""
+    customer = await platform.customer(credit=35 * count)
+    recipients = [f"+25677220{index:04d}" for index in range(count)]
+    reply = await customer.send("Sale ends today", recipients, priority="normal")
+    assert reply.status == 202, reply
+    assert (reply.body["recipients"], reply.body["cost"], reply.body["balance"]) == (
+        count,
+        35 * count,
+        0,
+    )
+    stored = await platform.rows(
+        "SELECT id, recipient, cost, units, status, expires_at > created_at AS valid"
+        " FROM messages WHERE batch_id = :b ORDER BY id",
+        b=reply.body["batchId"],
+    )
+    assert [(r.id, r.recipient) for r in stored] == [
+        (m["id"], m["recipient"]) for m in reply.body["messages"]
+    ]
+    assert all((r.cost, r.units, r.valid) == (35, 1, True) for r in stored)
+
+    async def delivered() -> int | None:
+        done = await platform.scalar(
+            "SELECT count(*) FROM messages WHERE batch_id = :b AND status = 'delivered'",
+            b=reply.body["batchId"],
+        )
+        return done if done == count else None
+
+    assert await eventually(delivered) == count
+    assert await platform.ledger_mismatches() == []
 
 
 async def test_insufficient_balance_sends_and_charges_nothing(platform: Platform) -> None:
