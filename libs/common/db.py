@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -58,8 +59,34 @@ async def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterato
     For work of single statements on hot paths: no BEGIN and COMMIT round trips and none
     of the session's bookkeeping. SQLAlchemy begins its driver-level transaction only when
     it executes a statement itself, so none is open here, and the session's close only
-    hands the connection back to the pool.
+    hands the connection back to the pool. SQLAlchemy never sees this driver's errors, so a
+    connection left closed, broken or cut off mid-statement is invalidated here rather than
+    handed to the next caller.
     """
     async with sessions() as session:
-        connection = await (await session.connection()).get_raw_connection()
-        yield connection.driver_connection
+        connection = await session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None  # a checked-out connection has its driver
+        try:
+            yield driver
+        except BaseException as error:
+            if driver.is_closed() or _connection_suspect(error):
+                await connection.invalidate()
+            raise
+
+
+def _connection_suspect(error: BaseException) -> bool:
+    """Whether the connection may be unusable after `error`: lost, shut down by the server,
+    or cut off mid-statement (cancelled, timed out). A statement the server refused, or a
+    failure of the caller's own code, leaves it as good as before."""
+    return not isinstance(error, Exception) or isinstance(
+        error,
+        (
+            OSError,
+            TimeoutError,
+            asyncpg.InterfaceError,
+            asyncpg.exceptions.InternalClientError,  # the driver lost track of the protocol
+            asyncpg.PostgresConnectionError,
+            asyncpg.exceptions.OperatorInterventionError,
+        ),
+    )

@@ -194,3 +194,20 @@ async def test_finished_deliveries_are_purged_after_the_retention_period(
     # A delivery still being retried is never purged, however old.
     (kept,) = (await deliveries(customer, done["id"])).body["data"]
     assert kept["id"] == "whd_waiting" and kept["status"] == "pending"
+
+
+async def test_events_become_deliveries_after_the_webhooks_database_connections_die(
+    platform: Platform, customer: Customer, receiver: Receiver
+) -> None:
+    """Dead pooled connections are discarded, not handed to the next event again."""
+    await register(customer, receiver.url("/ok/after-cut"), events=["message.delivered"])
+    cut = await platform.scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = 'wesendall-webhooks'"
+    )
+    assert cut > 0
+    recipients = [f"+2567721280{n:02d}" for n in range(5)]
+    for recipient in recipients:
+        assert (await customer.send("After the cut", recipient)).status == 202
+    got = await received(receiver, "/ok/after-cut", len(recipients), timeout=15)
+    assert sorted(r.json["data"]["recipient"] for r in got) == recipients
