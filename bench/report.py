@@ -45,6 +45,47 @@ def add_ratios(results: dict[str, Any]) -> None:
             webhooks[f"{key}_vs_ceiling"] = ratio(webhooks[key], base)
 
 
+# CPU of processes that are not the platform or its simulators: the load generator, the
+# benchmark itself, the bare ceiling server, and other work on a shared machine.
+_NOT_PLATFORM = ("load", "bench", "ceiling", "others")
+
+
+def _platform_cores(cpu: dict[str, float] | None) -> float | None:
+    """Cores the platform and its simulators used on average over a window."""
+    if not cpu or cpu.get("machine") is None:
+        return None
+    return (cpu["machine"] - sum(cpu.get(key) or 0.0 for key in _NOT_PLATFORM)) / 100
+
+
+def add_cpu_costs(results: dict[str, Any]) -> None:
+    """CPU per message, and the most per second that cost allows on this machine's cores.
+
+    Throughput falls when the platform costs more, but also when other work on a shared
+    machine takes cores from it. CPU per message leaves that work and idle time out, so it
+    says what a change cost (a machine slowed by its neighbours still inflates it). The
+    bound is the throughput with every core busy with this work and nothing else.
+    """
+    cores = (results.get("machine") or {}).get("usable_cores") or None
+    single = results.get("single")
+    if single and single.get("accepted_per_s"):
+        used = _platform_cores(single.get("cpu"))
+        if used:
+            ms = used * 1000 / single["accepted_per_s"]
+            single["cpu_ms_per_send"] = round(ms, 3)
+            single["cpu_bound_sends_per_s"] = round(cores * 1000 / ms, 1) if cores else None
+    campaign = results.get("campaign")
+    if campaign and campaign.get("accept_s") and campaign.get("submit_s"):
+        accepting = _platform_cores(campaign.get("cpu_while_accepting"))
+        draining = _platform_cores(campaign.get("cpu_while_draining"))
+        if accepting is not None and draining is not None:
+            drain_s = max(campaign["submit_s"] - campaign["accept_s"], 0.0)
+            core_s = accepting * campaign["accept_s"] + draining * drain_s
+            ms = core_s * 1000 / campaign["accepted_recipients"]
+            campaign["cpu_ms_per_recipient"] = round(ms, 3)
+            bound = round(cores * 1000 / ms, 1) if cores and ms else None
+            campaign["cpu_bound_recipients_per_s"] = bound
+
+
 def _num(value: Any, digits: int = 1) -> str:
     if value is None:
         return "-"
@@ -88,7 +129,7 @@ def _ceiling_rows(ceiling: dict[str, Any]) -> list[Row]:
     ]
 
 
-def _single_rows(single: dict[str, Any]) -> list[Row]:
+def _single_rows(single: dict[str, Any], cores: int | None) -> list[Row]:
     return [
         (
             "accepted (202) sends/s",
@@ -105,10 +146,11 @@ def _single_rows(single: dict[str, Any]) -> list[Row]:
         ("backlog at window close", _num(single["backlog_at_close"]), ""),
         ("carrier had all after", f"{single['drain_s']:.2f}s" + _drained(single["drained"]), ""),
         ("debit", _debit(single["debit"]), ""),
+        *_cost_rows(single, "send", "cpu_ms_per_send", "cpu_bound_sends_per_s", cores),
     ]
 
 
-def _campaign_rows(campaign: dict[str, Any]) -> list[Row]:
+def _campaign_rows(campaign: dict[str, Any], cores: int | None) -> list[Row]:
     times = f"{_num(campaign['accept_s'], 2)} / {_num(campaign['submit_s'], 2)}"
     return [
         (
@@ -136,6 +178,21 @@ def _campaign_rows(campaign: dict[str, Any]) -> list[Row]:
         ("request latency p50 / p99 / max ms", _trio(campaign["request_latency"]), ""),
         ("non-202 / no reply", _failures(campaign["statuses"], campaign["errors"]), ""),
         ("debit, campaign + OTPs", _debit(campaign["debit"]), ""),
+        *_cost_rows(
+            campaign, "recipient", "cpu_ms_per_recipient", "cpu_bound_recipients_per_s", cores
+        ),
+    ]
+
+
+def _cost_rows(
+    phase: dict[str, Any], unit: str, cost: str, bound: str, cores: int | None
+) -> list[Row]:
+    """What `add_cpu_costs` found, when the CPU was measured."""
+    if phase.get(cost) is None:
+        return []
+    return [
+        (f"CPU per {unit}, platform + simulators, ms", _num(phase[cost], 3), ""),
+        (f"at that cost, {unit}s/s with all {cores} cores busy", _num(phase.get(bound)), ""),
     ]
 
 
@@ -182,18 +239,19 @@ def _webhook_rows(webhooks: dict[str, Any]) -> list[Row]:
 def table(results: dict[str, Any]) -> str:
     """Each phase as rows of figure, value and fraction of the ceiling's requests/s."""
     sections: list[tuple[str, list[Row]]] = []
+    cores = (results.get("machine") or {}).get("usable_cores")
     if ceiling := results.get("ceiling"):
         head = f"ceiling: bare aiohttp, c={ceiling['concurrency']}, {ceiling['window_s']:.0f}s"
         sections.append((head, _ceiling_rows(ceiling)))
     if single := results.get("single"):
         head = f"single sends: c={single['concurrency']}, {single['window_s']:.0f}s"
-        sections.append((head, _single_rows(single)))
+        sections.append((head, _single_rows(single, cores)))
     if campaign := results.get("campaign"):
         head = (
             f"campaign: {campaign['requests']} requests x {campaign['batch']} recipients,"
             f" {campaign['in_flight']} in flight"
         )
-        sections.append((head, _campaign_rows(campaign)))
+        sections.append((head, _campaign_rows(campaign, cores)))
     if otps := results.get("otp_during_campaign"):
         wallet = (campaign or {}).get("otp_wallet", "campaign's")
         head = f"OTPs during the campaign: priority high, paid from the {wallet} wallet"

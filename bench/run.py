@@ -18,7 +18,7 @@ from bench.phases.common import Context, progress
 from bench.phases.single import run_single
 from bench.phases.webhooks import run_webhooks
 from bench.platform import start_platform, stop_platform
-from bench.report import add_ratios
+from bench.report import add_cpu_costs, add_ratios
 from libs.common.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL
 
 PLATFORM_PHASES = frozenset({"single", "campaign", "webhooks"})
@@ -61,6 +61,7 @@ async def run(options: Options) -> dict[str, Any]:
             with contextlib.suppress(asyncio.CancelledError):
                 await sampling
     add_ratios(results)
+    add_cpu_costs(results)
     return results
 
 
