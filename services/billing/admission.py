@@ -260,7 +260,7 @@ async def _write(
         afters.append(running)
     messages = list(accepted.messages(settings))
     inline = len(messages) <= INLINE_MESSAGES
-    jobs = send_jobs(settings, topology, accepted)
+    jobs = send_jobs(settings, topology, accepted, messages)
     parameters: dict[str, Any] = {
         "wallet_id": accepted.wallet_id,
         "total": total,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -11,17 +12,21 @@ from libs.common.admission import Lane
 from libs.common.amqp import Topology
 from libs.common.ids import new_id
 from libs.common.outbox import BILLING, PRIORITY_HIGH, PRIORITY_NORMAL, OutboxMessage
-from services.billing.accepted import Accepted, validity
+from services.billing.accepted import Accepted, AcceptedMessage, validity
 from services.billing.settings import BillingSettings
 
 
 def send_jobs(
-    settings: BillingSettings, topology: Topology, accepted: Accepted
+    settings: BillingSettings,
+    topology: Topology,
+    accepted: Accepted,
+    messages: Iterable[AcceptedMessage],
 ) -> list[OutboxMessage]:
-    """Group the new messages by carrier and lane, in jobs of at most `job_size`."""
+    """Group `accepted`'s new messages (`accepted.messages`, which the caller has already
+    made) by carrier and lane, in jobs of at most `job_size`."""
     lanes: dict[tuple[str, Lane], list[dict[str, Any]]] = defaultdict(list)
     texts: dict[tuple[str, Lane], dict[str, dict[str, Any]]] = defaultdict(dict)
-    for m in accepted.messages(settings):
+    for m in messages:
         key = (m.carrier, m.lane)
         lanes[key].append(
             {
@@ -39,10 +44,10 @@ def send_jobs(
             "request_id": m.admission.request_id,
         }
     jobs: list[OutboxMessage] = []
-    for (carrier, lane), messages in lanes.items():
+    for (carrier, lane), lane_messages in lanes.items():
         expires_at = (accepted.now + validity(settings, lane)).isoformat()
-        for start in range(0, len(messages), settings.job_size):
-            chunk = messages[start : start + settings.job_size]
+        for start in range(0, len(lane_messages), settings.job_size):
+            chunk = lane_messages[start : start + settings.job_size]
             batch_ids = {m["batch_id"] for m in chunk}
             job_id = new_id("job")
             body = orjson.dumps(
