@@ -3,7 +3,9 @@
 An OTP's delivery latency is the simulator's `receivedAt` for its recipient minus the
 wall time the API's 202 reached the client. Both clocks are this machine's; `receivedAt`
 has millisecond resolution, and can precede the 202 when the sender submits the message
-before the gateway's reply has been read.
+before the gateway's reply has been read. Its status latency runs from the same 202 to the
+platform storing its final status from the carrier's receipt (the simulator's receipt
+delay included): when the customer's status webhook could leave.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ def peak_rate(samples: list[list[float]], span: float = 1.0) -> float | None:
 def summarise(
     sent: dict[str, Any],
     received: dict[str, float],
+    settled: dict[str, float],
     accepting_until: float | None,
     finished_at: float | None,
 ) -> dict[str, Any]:
@@ -104,6 +107,9 @@ def summarise(
     def carrier(rows: list[tuple[str, float, float]]) -> dict[str, Any]:
         return latency_summary([received[r] - at for r, _, at in rows if r in received])
 
+    def status(rows: list[tuple[str, float, float]]) -> dict[str, Any]:
+        return latency_summary([settled[r] - at for r, _, at in rows if r in settled])
+
     accepting = [row for row in during if accepting_until and row[2] <= accepting_until]
     draining = [row for row in during if not accepting_until or row[2] > accepting_until]
 
@@ -117,6 +123,7 @@ def summarise(
         "sent": sum(sent["statuses"].values()) + sum(sent["errors"].values()),
         "accepted": len(during),
         "not_at_carrier": len(missing),
+        "status_not_stored": sum(1 for r, _, _ in during if r not in settled),
         "after_campaign": after,
         "skipped_ticks": sent["skipped"],
         "carrier_p50_ms": deliver["p50_ms"],
@@ -129,6 +136,9 @@ def summarise(
         "accept_latency": accept,
         "carrier_latency_while_accepting": carrier(accepting),
         "carrier_latency_while_draining": carrier(draining),
+        "status_latency": status(during),
+        "status_latency_while_accepting": status(accepting),
+        "status_latency_while_draining": status(draining),
         "accept_latency_while_accepting": accept_of(accepting),
         "accept_latency_while_draining": accept_of(draining),
         "statuses": sent["statuses"],

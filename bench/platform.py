@@ -99,6 +99,23 @@ class BenchPlatform:
         finally:
             await connection.close()
 
+    async def settled(self, recipients: list[str]) -> dict[str, float]:
+        """When the platform stored each recipient's final status (Unix time), if it has.
+
+        A message's `done_at` is written with its delivery receipt (or its failure), so
+        this is the moment its status webhook could be sent.
+        """
+        connection = await asyncpg.connect(asyncpg_dsn(self.database_url))
+        try:
+            rows = await connection.fetch(
+                "SELECT recipient, done_at FROM messages"
+                " WHERE recipient = ANY($1::text[]) AND done_at IS NOT NULL",
+                recipients,
+            )
+        finally:
+            await connection.close()
+        return {row["recipient"]: row["done_at"].timestamp() for row in rows}
+
     async def balance(self, customer: Customer) -> int:
         """The wallet's balance, as the public API reports it."""
         async with self.http.get(

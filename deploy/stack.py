@@ -29,14 +29,18 @@ class Service:
 
 
 # Start order: the simulators first (the senders bind to the carrier one), the gateway last.
-# Two senders: one takes the priority lane (OTPs) first and holds no receiver binds, so
-# a campaign's submits and receipts never queue in front of a login code in its event loop;
-# the other takes bulk, holds the receiver binds, takes OTPs only if the first is gone,
-# and runs at a lower CPU priority so that on a shared machine the OTP path goes first
-# (webhook deliveries too). Nice 5 measured best: at 10, OTP p99 and carrier throughput
-# were both worse in make bench. Billing is split the same way: `billing` admits small
-# sends (and runs top-ups, refunds and the reconciler), `billing-bulk` admits large ones,
-# each taking the other's admissions only while that one is gone.
+# Two senders: one takes the priority lane (OTPs) first, the other takes bulk and takes
+# OTPs only if the first is gone. The priority sender binds under an account of its own
+# at each carrier (`<carrier>-priority`), and a carrier sends a receipt to the account that
+# submitted its message: a campaign's submits and receipts never queue in front of a
+# login code, neither in the priority sender's event loop nor in the carrier's receipt
+# queue. (Sharing one account, it would have to hold no receiver binds, and every OTP's
+# receipt would wait behind the campaign's.) The bulk sender runs at a lower CPU priority
+# so that on a shared machine the OTP path goes first (webhook deliveries too). Nice 5
+# measured best: at 10, OTP p99 and carrier throughput were both worse in make bench.
+# Billing is split the same way: `billing` admits small sends (and runs top-ups, refunds
+# and the reconciler), `billing-bulk` admits large ones, each taking the other's
+# admissions only while that one is gone.
 SERVICES: dict[str, Service] = {
     "carrier-simulator": Service(("-m", "simulators.carrier")),
     "mobile-money-simulator": Service(("-m", "simulators.mobile_money")),
@@ -59,7 +63,10 @@ SERVICES: dict[str, Service] = {
         ("-m", "services.sender"),
         {
             "WESENDALL_LANES": '{"priority": 1}',
-            **{f"WESENDALL_CARRIER_LINKS__{c}__RECEIVER_BINDS": "0" for c in _CARRIERS},
+            **{
+                f"WESENDALL_CARRIER_LINKS__{c}__SYSTEM_ID": f"{c.lower()}-priority"
+                for c in _CARRIERS
+            },
         },
     ),
     "webhooks": Service(("-m", "services.webhooks"), {"WESENDALL_NICE": "5"}),

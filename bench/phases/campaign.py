@@ -75,7 +75,9 @@ async def run_campaign(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
     balance_after = await _balance(platform, payers)
     sent, otps_sent, samples = result["campaign"], result["otp"], result["samples"]
     progress(f"looking up {len(otps_sent['accepted'])} OTPs at the carrier simulator")
-    received = await otp.lookup(platform, [r for r, _, _ in otps_sent["accepted"]])
+    otp_recipients = [r for r, _, _ in otps_sent["accepted"]]
+    received = await otp.lookup(platform, otp_recipients)
+    settled = await platform.settled(otp_recipients)
     arrivals = sorted(received.values())
     accepted = sent["accepted_recipients"]
     first, last = sent["first_request_wall"], sent["last_accepted_wall"]
@@ -119,4 +121,4 @@ async def run_campaign(ctx: Context) -> tuple[dict[str, Any], dict[str, Any]]:
     }
     if profile is not None:
         campaign["profile"] = await profile.finish()
-    return campaign, otp.summarise(otps_sent, received, last, done)
+    return campaign, otp.summarise(otps_sent, received, settled, last, done)

@@ -20,8 +20,17 @@ class SimulatorSettings:
     smpp_port: int = 2775
     http_host: str = "127.0.0.1"
     http_port: int = 8091
-    # Bound system_id -> carrier label; an unlisted system_id is labelled by itself.
-    accounts: Mapping[str, str] = field(default_factory=lambda: {"mtn": "mtn", "airtel": "airtel"})
+    # Bound system_id -> carrier label; an unlisted system_id is labelled by itself. Each
+    # carrier has a second account for priority (transactional) traffic: receipts go only
+    # to binds of the account that submitted the message.
+    accounts: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "mtn": "mtn",
+            "airtel": "airtel",
+            "mtn-priority": "mtn",
+            "airtel-priority": "airtel",
+        }
+    )
     receipt_delay: float = 0.5
     submit_delay: float = 0.0
     id_format: IdFormat = "hex"
@@ -86,7 +95,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     option(
         "--accounts",
         "SIM_ACCOUNTS",
-        "mtn=mtn,airtel=airtel",
+        ",".join(f"{system_id}={carrier}" for system_id, carrier in defaults.accounts.items()),
         "bound system_id -> carrier label, as system_id=carrier pairs, comma separated",
         type=_accounts,
     )

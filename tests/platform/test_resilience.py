@@ -309,12 +309,19 @@ async def test_receipts_that_beat_their_submit_response_are_matched(
     start_platform: StartPlatform,
 ) -> None:
     # The carrier sends each receipt the moment it accepts the submit. OTP-sized sends go
-    # through the priority sender, which holds no receiver binds, so their receipts reach
-    # the other sender; the priority sender writes its outcomes only every 1.5 s here, so
-    # every receipt comes before its submit is stored: parked, then matched.
+    # through the priority sender; here it shares the other sender's account at each
+    # carrier and holds no receiver binds (the set-up for a carrier that grants one
+    # account), so their receipts reach the other sender. The priority sender writes its
+    # outcomes only every 1.5 s here, so every receipt comes before its submit is stored:
+    # parked, then matched.
+    shared_account = {
+        f"WESENDALL_CARRIER_LINKS__{carrier.upper()}__{key}": value
+        for carrier in ("mtn", "airtel")
+        for key, value in (("SYSTEM_ID", carrier), ("RECEIVER_BINDS", "0"))
+    }
     platform = await start_platform(
         extra_env={"SIM_RECEIPT_DELAY": "0"},
-        service_env={"sender-priority": {"WESENDALL_FLUSH_INTERVAL": "1.5"}},
+        service_env={"sender-priority": {"WESENDALL_FLUSH_INTERVAL": "1.5", **shared_account}},
     )
     customer = await platform.customer(credit=100_000)
     replies = await asyncio.gather(

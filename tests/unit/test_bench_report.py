@@ -1,4 +1,4 @@
-"""The benchmark's CPU cost per message and the throughput bound it implies."""
+"""The benchmark's CPU cost per message, the throughput bound it implies, and OTP latencies."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from bench import otp
 from bench.report import add_cpu_costs, table
 
 
@@ -69,3 +70,25 @@ def test_no_cost_is_claimed_without_a_cpu_measurement() -> None:
     add_cpu_costs(results)
     assert "cpu_ms_per_send" not in results["single"]
     assert "CPU per send" not in table(results)
+
+
+def test_an_otps_status_latency_runs_from_its_202_to_its_stored_receipt() -> None:
+    sent = {
+        # (recipient, accept latency s, wall time of the 202)
+        "accepted": [("+256772000001", 0.01, 100.0), ("+256772000002", 0.02, 106.0)],
+        "statuses": {"202": 2},
+        "errors": {},
+        "skipped": 0,
+        "samples": [],
+    }
+    received = {"+256772000001": 100.002, "+256772000002": 106.001}
+    settled = {"+256772000001": 100.080}  # the second one's receipt is not stored
+    summary = otp.summarise(sent, received, settled, accepting_until=105.0, finished_at=110.0)
+    assert summary["status_latency"]["count"] == 1
+    assert summary["status_latency"]["p50_ms"] == pytest.approx(80.0)
+    assert summary["status_latency_while_accepting"]["count"] == 1
+    assert summary["status_latency_while_draining"]["count"] == 0
+    assert summary["status_not_stored"] == 1
+    shown = table(_results(otp_during_campaign=summary))
+    assert "202 -> status stored p50 / p99 / max ms" in shown
+    assert "80.0" in shown
