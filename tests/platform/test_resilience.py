@@ -39,8 +39,17 @@ async def _settled(customer: Customer, batch_id: str, timeout: float = 60) -> di
     return await eventually(final, timeout=timeout, interval=0.5)
 
 
+@pytest.mark.parametrize(
+    ("process", "priority"),
+    [
+        ("sender", "normal"),
+        # The batch takes the priority lane; the bulk sender takes it over, while the
+        # receipts of what the dead one sent come to its account when it binds again.
+        ("sender-priority", "high"),
+    ],
+)
 async def test_a_sender_killed_mid_batch_loses_nothing_and_sends_nothing_twice(
-    start_platform: StartPlatform,
+    start_platform: StartPlatform, process: str, priority: str
 ) -> None:
     platform = await start_platform(
         extra_env={
@@ -51,7 +60,9 @@ async def test_a_sender_killed_mid_batch_loses_nothing_and_sends_nothing_twice(
         }
     )
     customer = await platform.customer(credit=BATCH * 35 + 1_000)
-    reply = await customer.send("Kill test: stay with us", _recipients(BATCH, "43"))
+    reply = await customer.send(
+        "Kill test: stay with us", _recipients(BATCH, "43"), priority=priority
+    )
     assert reply.status == 202, reply
     batch_id = reply.body["batchId"]
 
@@ -60,9 +71,9 @@ async def test_a_sender_killed_mid_batch_loses_nothing_and_sends_nothing_twice(
         return accepted if accepted >= 300 else 0
 
     submitted_before_kill = await eventually(partly_submitted, timeout=30)
-    platform.stack.kill("sender")
+    platform.stack.kill(process)
     assert submitted_before_kill < BATCH
-    platform.stack.restart("sender")
+    platform.stack.restart(process)
 
     try:
         counts = await _settled(customer, batch_id, timeout=60)
