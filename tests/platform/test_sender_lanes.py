@@ -22,9 +22,9 @@ async def _counts(customer: Customer, batch_id: str) -> dict[str, int]:
 async def test_an_otps_receipt_does_not_wait_behind_a_stalled_campaigns_receipts(
     start_platform: StartPlatform,
 ) -> None:
-    # Receipts come 3 s after each submit: time to stall the bulk sender with the whole
+    # Receipts come 5 s after each submit: time to stall the bulk sender with the whole
     # campaign's receipts still to come.
-    platform = await start_platform(extra_env={"SIM_RECEIPT_DELAY": "3"})
+    platform = await start_platform(extra_env={"SIM_RECEIPT_DELAY": "5"})
     customer = await platform.customer(credit=100_000)
     campaign = await customer.send("Sale today", CAMPAIGN)
     assert campaign.status == 202, campaign
