@@ -1,11 +1,23 @@
-"""Process entry points: uvloop when present, and a stop event set by SIGINT/SIGTERM."""
+"""Process entry points: uvloop when present, a stop event set by SIGINT/SIGTERM, and
+what every service sets up first."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
 from collections.abc import Awaitable, Callable
+
+from libs.common.logging import configure_logging
+from libs.common.settings import CommonSettings
+
+
+def start_service(service: str, settings: CommonSettings) -> None:
+    """JSON logs under the service's name, and the CPU niceness it is configured with."""
+    configure_logging(service, settings.log_level, settings.log_format)
+    if settings.nice:
+        os.nice(settings.nice)
 
 
 def run(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:

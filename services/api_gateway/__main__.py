@@ -6,8 +6,8 @@ import asyncio
 
 from aiohttp import web
 
-from libs.common.logging import configure_logging, get_logger
-from libs.common.runtime import run
+from libs.common.logging import get_logger
+from libs.common.runtime import run, start_service
 from services.api_gateway.app import create_app
 from services.api_gateway.settings import GatewaySettings
 
@@ -15,7 +15,7 @@ log = get_logger(__name__)
 
 
 async def main(settings: GatewaySettings, stop: asyncio.Event) -> None:
-    configure_logging("api_gateway", settings.log_level, settings.log_format)
+    start_service("api_gateway", settings)
     runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False)
     await runner.setup()
     # reuse_port lets several gateway processes share the port on one machine.

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 from aio_pika.abc import AbstractChannel, AbstractQueue
 
 from libs.common.amqp import Topology, connect, declare_topology, durable_queue
 from libs.common.db import create_engine, create_sessionmaker
-from libs.common.logging import configure_logging, get_logger
+from libs.common.logging import get_logger
 from libs.common.outbox import BILLING, PRIORITY_HIGH, OutboxRelay
 from libs.common.rpc import RpcServer
-from libs.common.runtime import run
+from libs.common.runtime import run, start_service
 from services.billing.consumers import BillingConsumers
 from services.billing.mobile_money import create_providers
 from services.billing.settings import BillingSettings
@@ -22,9 +21,7 @@ log = get_logger(__name__)
 
 
 async def main(settings: BillingSettings, stop: asyncio.Event) -> None:
-    configure_logging("billing", settings.log_level, settings.log_format)
-    if settings.nice:
-        os.nice(settings.nice)
+    start_service("billing", settings)
     topology = Topology(settings.amqp_namespace)
     engine = create_engine(settings, "wesendall-billing")
     sessions = create_sessionmaker(engine)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Callable
 from dataclasses import replace
 
 from libs.common.amqp import Topology, connect, declare_topology, durable_queue
 from libs.common.db import create_engine, create_sessionmaker
-from libs.common.logging import configure_logging, get_logger
+from libs.common.logging import get_logger
 from libs.common.outbox import SENDER, OutboxRelay
-from libs.common.runtime import run
+from libs.common.runtime import run, start_service
 from services.sender.carriers.pool import CarrierPool
 from services.sender.carriers.smpp import SmppBind
 from services.sender.consumers import JobConsumer
@@ -79,9 +78,7 @@ async def _report(
 
 
 async def main(settings: SenderSettings, stop: asyncio.Event) -> None:
-    configure_logging("sender", settings.log_level, settings.log_format)
-    if settings.nice:
-        os.nice(settings.nice)
+    start_service("sender", settings)
     topology = Topology(settings.amqp_namespace)
     engine = create_engine(settings, "wesendall-sender", INDEX_PLANS)
     sessions = create_sessionmaker(engine)

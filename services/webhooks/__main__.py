@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 from libs.common.amqp import Topology, connect, declare_topology, durable_queue
 from libs.common.db import create_engine, create_sessionmaker
 from libs.common.egress import safe_session
-from libs.common.logging import configure_logging, get_logger
-from libs.common.runtime import run
+from libs.common.logging import get_logger
+from libs.common.runtime import run, start_service
 from services.webhooks.consumers import WebhookConsumers
 from services.webhooks.delivery import USER_AGENT
 from services.webhooks.dispatcher import Dispatcher
@@ -19,9 +18,7 @@ log = get_logger(__name__)
 
 
 async def main(settings: WebhooksSettings, stop: asyncio.Event) -> None:
-    configure_logging("webhooks", settings.log_level, settings.log_format)
-    if settings.nice:
-        os.nice(settings.nice)
+    start_service("webhooks", settings)
     topology = Topology(settings.amqp_namespace)
     # The claim's best plan depends on how many deliveries wait, which swings from none to
     # many in seconds: a plan cached while the table was empty made claims take a minute.
