@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.common.admission import Admission, AdmitResult, Lane
+from libs.common.admission import Admission, AdmitResult
 from libs.common.amqp import Topology
 from libs.common.models import MessageStatus
 from libs.common.outbox import Staged, enqueue, stage_parameters, stage_sql, staged_rows
@@ -282,16 +282,7 @@ async def _write(
         "requests": [a.request_id for a in admissions],
     }
     if inline:
-        expiry = _expiry(settings, accepted.now)
-        parameters |= {
-            "m_ids": [m.message_id for m in messages],
-            "m_batches": [m.admission.batch_id for m in messages],
-            "m_recipients": [m.recipient for m in messages],
-            "m_carriers": [m.carrier for m in messages],
-            "m_units": [m.admission.units for m in messages],
-            "m_costs": [m.cost for m in messages],
-            "m_expires": [expiry[m.lane] for m in messages],
-        }
+        parameters |= _message_columns(settings, accepted, messages)
     if staged is not None:
         parameters |= stage_parameters(jobs)
     statement = _charge(inline_messages=inline, staging=staged is not None)
@@ -307,9 +298,22 @@ async def _write(
         staged += staged_rows(jobs, [(row[1], row[2]) for row in rows])
 
 
-def _expiry(settings: BillingSettings, now: datetime) -> dict[Lane, datetime]:
-    """When a message of each lane, admitted `now`, expires unsubmitted."""
-    return {lane: now + validity(settings, lane) for lane in ("priority", "bulk")}
+def _message_columns(
+    settings: BillingSettings, accepted: Accepted, messages: Sequence[AcceptedMessage]
+) -> dict[str, list[Any]]:
+    """What differs between the new message rows, a list per column, by the charge
+    statement's parameter names (in this order: id, batch, recipient, carrier, units, cost,
+    expiry). The rest of each row (wallet, status, times) is the admission's."""
+    expiry = {lane: accepted.now + validity(settings, lane) for lane in ("priority", "bulk")}
+    return {
+        "m_ids": [m.message_id for m in messages],
+        "m_batches": [m.admission.batch_id for m in messages],
+        "m_recipients": [m.recipient for m in messages],
+        "m_carriers": [m.carrier for m in messages],
+        "m_units": [m.admission.units for m in messages],
+        "m_costs": [m.cost for m in messages],
+        "m_expires": [expiry[m.lane] for m in messages],
+    }
 
 
 async def _copy_messages(
@@ -319,24 +323,11 @@ async def _copy_messages(
     messages: Sequence[AcceptedMessage],
 ) -> None:
     """COPY the message rows of a large admission: the write that grows with its recipients."""
-    queued, now = MessageStatus.QUEUED.value, accepted.now
-    expiry = _expiry(settings, now)
+    queued, now, wallet_id = MessageStatus.QUEUED.value, accepted.now, accepted.wallet_id
+    columns = _message_columns(settings, accepted, messages).values()
     records = [
-        (
-            m.message_id,
-            m.admission.batch_id,
-            accepted.wallet_id,
-            m.recipient,
-            m.carrier,
-            m.admission.units,
-            m.cost,
-            queued,
-            0,
-            expiry[m.lane],
-            now,
-            now,
-        )
-        for m in messages
+        (id_, batch, wallet_id, recipient, carrier, units, cost, queued, 0, expires, now, now)
+        for id_, batch, recipient, carrier, units, cost, expires in zip(*columns, strict=True)
     ]
     connection = await session.connection()
     raw = await connection.get_raw_connection()
