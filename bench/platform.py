@@ -9,6 +9,8 @@ import asyncio
 import shutil
 import sys
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,18 +88,24 @@ class BenchPlatform:
             await engine.dispose()
         return Customer(creds.wallet_id, basic(creds.api_key, creds.api_secret))
 
+    @asynccontextmanager
+    async def _database(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of the benchmark's own to the platform's database."""
+        connection = await asyncpg.connect(asyncpg_dsn(self.database_url))
+        try:
+            yield connection
+        finally:
+            await connection.close()
+
     async def prime_history(self, messages: int) -> None:
         """Give the database the history a running platform has, and its statistics.
 
         On empty, never-analysed tables Postgres caches sequential-scan plans for the
         first minute or so; a platform in service has messages and fresh statistics.
         """
-        connection = await asyncpg.connect(asyncpg_dsn(self.database_url))
-        try:
+        async with self._database() as connection:
             await connection.execute(_HISTORY, messages)
             await connection.execute("ANALYZE")
-        finally:
-            await connection.close()
 
     async def settled(self, recipients: list[str]) -> dict[str, float]:
         """When the platform stored each recipient's final status (Unix time), if it has.
@@ -105,15 +113,12 @@ class BenchPlatform:
         A message's `done_at` is written with its delivery receipt (or its failure), so
         this is the moment its status webhook could be sent.
         """
-        connection = await asyncpg.connect(asyncpg_dsn(self.database_url))
-        try:
+        async with self._database() as connection:
             rows = await connection.fetch(
                 "SELECT recipient, done_at FROM messages"
                 " WHERE recipient = ANY($1::text[]) AND done_at IS NOT NULL",
                 recipients,
             )
-        finally:
-            await connection.close()
         return {row["recipient"]: row["done_at"].timestamp() for row in rows}
 
     async def balance(self, customer: Customer) -> int:
