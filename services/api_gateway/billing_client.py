@@ -2,8 +2,12 @@
 
 Small admissions that arrive while earlier RPCs are in flight wait for a free slot and
 then ride one RPC together: no added latency when idle, far fewer broker round trips
-under load. Large admissions (campaigns) travel alone, on a queue of their own that
-another billing process consumes, so an OTP never waits for one.
+under load. A wallet has at most one RPC in flight: billing admits a wallet's requests
+under its row lock, so a second RPC for it would only wait for the first and halve the
+batches; its requests gather for the next one instead, and a free slot goes to other
+wallets, which a busy wallet then cannot hold up. Large admissions (campaigns) travel
+alone, on a queue of their own that another billing process consumes, so an OTP never
+waits for one.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class BillingClient:
         self._batch_size = batch_size
         self._slots = max_in_flight
         self._waiting: list[_Waiting] = []
+        # Wallets with admissions in an RPC in flight.
+        self._busy: set[str] = set()
         self.rpcs = 0
 
     async def admit(self, admission: Admission) -> AdmitResult:
@@ -61,10 +67,17 @@ class BillingClient:
 
     def _dispatch(self) -> None:
         while self._waiting and self._slots > 0:
-            batch, self._waiting = (
-                self._waiting[: self._batch_size],
-                self._waiting[self._batch_size :],
-            )
+            batch: list[_Waiting] = []
+            rest: list[_Waiting] = []
+            for waiting in self._waiting:
+                if len(batch) < self._batch_size and waiting.admission.wallet_id not in self._busy:
+                    batch.append(waiting)
+                else:
+                    rest.append(waiting)
+            if not batch:
+                return  # every waiting wallet has an RPC in flight; its end dispatches again
+            self._waiting = rest
+            self._busy.update(w.admission.wallet_id for w in batch)
             self._slots -= 1
             asyncio.get_running_loop().create_task(self._send(batch))
 
@@ -80,6 +93,7 @@ class BillingClient:
                 if not waiting.future.done():
                     waiting.future.set_result(result)
         finally:
+            self._busy.difference_update(w.admission.wallet_id for w in batch)
             self._slots += 1
             self._dispatch()
 

@@ -16,7 +16,8 @@ class GatewaySettings(CommonSettings):
     rpc_timeout: float = 10.0
     # Small sends of many requests ride one RPC to billing; larger ones go alone. Two RPCs
     # in flight make the batches large enough that single sends/s rose by a third in
-    # make bench over four (billing admits a wallet's batch in one transaction).
+    # make bench over four (billing admits a wallet's batch in one transaction). A wallet
+    # has one of them at most; the other serves the other wallets.
     rpc_batch_max_recipients: int = 10
     rpc_batch_size: int = 64
     rpc_max_in_flight: int = 2
