@@ -106,6 +106,24 @@ class Customer:
             "GET", f"/api/v1/sms/batches/{batch_id}", params={"walletId": self.wallet_id}
         )
 
+    async def counts(self, batch_id: str) -> dict[str, int]:
+        """The batch's messages counted by status."""
+        reply = await self.batch(batch_id)
+        assert reply.status == 200, reply
+        counts: dict[str, int] = reply.body["counts"]
+        return counts
+
+    async def settled(self, batch_id: str, *, timeout: float = 20.0) -> dict[str, Any]:
+        """The batch once every message has its final status (none queued or sent)."""
+
+        async def final() -> dict[str, Any] | None:
+            reply = await self.batch(batch_id)
+            assert reply.status == 200, reply
+            counts = reply.body["counts"]
+            return reply.body if counts["queued"] == counts["sent"] == 0 else None
+
+        return await eventually(final, timeout=timeout, interval=0.2)
+
 
 def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()

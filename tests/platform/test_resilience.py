@@ -29,16 +29,6 @@ def _recipients(count: int, stem: str) -> list[str]:
     return [f"{prefixes[n % 2]}{stem}{n:0{width}d}" for n in range(count)]
 
 
-async def _settled(customer: Customer, batch_id: str, timeout: float = 60) -> dict[str, int]:
-    async def final() -> dict[str, int] | None:
-        reply = await customer.batch(batch_id)
-        assert reply.status == 200, reply
-        counts = reply.body["counts"]
-        return counts if counts["queued"] == counts["sent"] == 0 else None
-
-    return await eventually(final, timeout=timeout, interval=0.5)
-
-
 @pytest.mark.parametrize(
     ("process", "priority"),
     [
@@ -76,7 +66,7 @@ async def test_a_sender_killed_mid_batch_loses_nothing_and_sends_nothing_twice(
     platform.stack.restart(process)
 
     try:
-        counts = await _settled(customer, batch_id, timeout=60)
+        counts = (await customer.settled(batch_id, timeout=60))["counts"]
     except AssertionError:
         stuck = await platform.rows(
             "SELECT status, count(*), min(id), max(id) FROM messages WHERE batch_id = :b"
@@ -155,7 +145,7 @@ async def test_with_the_broker_gone_a_send_fails_cleanly_and_charges_nothing(
         return reply if reply.status == 202 else None
 
     after = await eventually(sends_again, timeout=30, interval=1)
-    await _settled(customer, after.body["batchId"])
+    await customer.settled(after.body["batchId"], timeout=60)
     assert await customer.balance() == 10_000 - 70
     assert await platform.ledger_mismatches() == []
     await proxy.cut()
@@ -192,7 +182,7 @@ async def test_work_committed_while_the_broker_is_away_is_sent_when_it_returns(
     assert (await customer.batch(admission.batch_id)).body["counts"]["queued"] == 2
 
     await proxy.restore()
-    counts = await _settled(customer, admission.batch_id, timeout=60)
+    counts = (await customer.settled(admission.batch_id, timeout=60))["counts"]
     assert counts["delivered"] == 2
     assert await platform.scalar("SELECT count(*) FROM outbox") == 0
     assert await customer.balance() == 10_000 - 70
@@ -214,7 +204,7 @@ async def test_messages_the_carrier_never_takes_expire_and_are_refunded(
     platform.stack.kill("carrier-simulator")  # the carrier is unreachable
     reply = await customer.send("Your code is 111222", "0772123456", priority="high")
     assert reply.status == 202
-    counts = await _settled(customer, reply.body["batchId"], timeout=30)
+    counts = (await customer.settled(reply.body["batchId"], timeout=30))["counts"]
     assert counts["expired"] == 1
 
     async def refunded() -> bool:
@@ -258,7 +248,7 @@ async def test_database_connections_cut_mid_traffic_lose_nothing(
     assert accepted, [r.status for r in replies]
     assert all(r.status in (202, 500) for r in replies), [r.status for r in replies]
     for reply in accepted:
-        counts = await _settled(customer, reply.body["batchId"], timeout=60)
+        counts = (await customer.settled(reply.body["batchId"], timeout=60))["counts"]
         assert counts["delivered"] == 20, counts
     # Whatever the outcome of the requests that failed, money and messages agree.
     charged = await platform.scalar(
@@ -311,7 +301,7 @@ async def test_billing_killed_mid_traffic_never_charges_twice(
     assert {count for _, count in batches} == {1}  # each batch charged exactly once
     assert accepted <= {batch_id for batch_id, _ in batches}
     for batch_id, _ in batches:
-        await _settled(customer, batch_id)
+        await customer.settled(batch_id, timeout=60)
     assert await customer.balance() == 100_000 - 35 * recipients * len(batches)
     assert await platform.ledger_mismatches() == []
 
@@ -340,7 +330,7 @@ async def test_receipts_that_beat_their_submit_response_are_matched(
     )
     assert all(reply.status == 202 for reply in replies)
     for reply in replies:
-        counts = await _settled(customer, reply.body["batchId"])
+        counts = (await customer.settled(reply.body["batchId"], timeout=60))["counts"]
         assert counts["delivered"] == 5, counts
 
     async def parked_and_matched() -> bool:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from tests.platform.client import Customer, eventually
 from tests.platform.conftest import Platform
 
@@ -13,15 +11,6 @@ REJECTED, UNDELIVERABLE, THROTTLED, ANY = (
     "+256700000333",
     "+256772345678",
 )
-
-
-async def _final(customer: Customer, batch_id: str) -> dict[str, Any]:
-    async def settled() -> dict[str, Any] | None:
-        reply = await customer.batch(batch_id)
-        counts = reply.body["counts"]
-        return reply.body if counts["queued"] == 0 and counts["sent"] == 0 else None
-
-    return await eventually(settled)
 
 
 async def _statuses(customer: Customer, batch_id: str) -> dict[str, tuple[str, str | None]]:
@@ -34,7 +23,7 @@ async def test_sandbox_numbers_end_as_the_contract_says(
 ) -> None:
     reply = await customer.send("Sandbox check", [REJECTED, UNDELIVERABLE, THROTTLED, ANY])
     assert reply.status == 202, reply
-    batch = await _final(customer, reply.body["batchId"])
+    batch = await customer.settled(reply.body["batchId"])
     assert batch["counts"] == {
         "queued": 0,
         "sent": 0,
@@ -60,7 +49,7 @@ async def test_a_rejected_message_is_refunded_once_and_an_undelivered_one_is_not
     reply = await customer.send("Refund check", [REJECTED, UNDELIVERABLE])
     assert reply.status == 202
     rejected_id = reply.body["messages"][0]["id"]
-    await _final(customer, reply.body["batchId"])
+    await customer.settled(reply.body["batchId"])
 
     async def refunded() -> bool:
         return await customer.balance() == 10_000 - 35
@@ -85,6 +74,6 @@ async def test_a_long_message_to_a_throttled_number_is_delivered_once(
     text = "Part by part, each one throttled once by the carrier. " * 4
     reply = await customer.send(text, THROTTLED)
     assert reply.status == 202 and reply.body["units"] == 2
-    await _final(customer, reply.body["batchId"])
+    await customer.settled(reply.body["batchId"])
     received = [m for m in await platform.simulator_messages(THROTTLED) if m["text"] == text]
     assert len(received) == 1

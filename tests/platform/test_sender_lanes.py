@@ -5,18 +5,11 @@ never waits behind a campaign's receipts, wherever those are held up.
 
 from __future__ import annotations
 
-from tests.platform.client import Customer, eventually
+from tests.platform.client import eventually
 from tests.platform.conftest import StartPlatform
 
 CAMPAIGN = [f"+2567726{n:05d}" for n in range(60)] + [f"+2567006{n:05d}" for n in range(60)]
 OTPS = ("+256772123456", "+256700123456")  # one per carrier
-
-
-async def _counts(customer: Customer, batch_id: str) -> dict[str, int]:
-    reply = await customer.batch(batch_id)
-    assert reply.status == 200, reply
-    counts: dict[str, int] = reply.body["counts"]
-    return counts
 
 
 async def test_an_otps_receipt_does_not_wait_behind_a_stalled_campaigns_receipts(
@@ -31,7 +24,7 @@ async def test_an_otps_receipt_does_not_wait_behind_a_stalled_campaigns_receipts
     campaign_id = campaign.body["batchId"]
 
     async def submitted() -> bool:
-        return (await _counts(customer, campaign_id))["queued"] == 0
+        return (await customer.counts(campaign_id))["queued"] == 0
 
     await eventually(submitted, timeout=30, interval=0.1)
 
@@ -42,17 +35,17 @@ async def test_an_otps_receipt_does_not_wait_behind_a_stalled_campaigns_receipts
 
         async def otps_delivered() -> bool:
             for otp in otps:
-                if (await _counts(customer, otp.body["batchId"]))["delivered"] != 1:
+                if (await customer.counts(otp.body["batchId"]))["delivered"] != 1:
                     return False
             return True
 
         await eventually(otps_delivered, timeout=20, interval=0.2)
-        assert (await _counts(customer, campaign_id))["delivered"] == 0
+        assert (await customer.counts(campaign_id))["delivered"] == 0
         stats = await platform.simulator("/stats")
         assert stats["receipts_pending"] >= len(CAMPAIGN), stats
 
     async def campaign_delivered() -> bool:
-        return (await _counts(customer, campaign_id))["delivered"] == len(CAMPAIGN)
+        return (await customer.counts(campaign_id))["delivered"] == len(CAMPAIGN)
 
     await eventually(campaign_delivered, timeout=60, interval=0.5)
     assert await customer.balance() == 100_000 - 35 * (len(CAMPAIGN) + len(OTPS))
