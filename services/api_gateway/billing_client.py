@@ -49,7 +49,8 @@ class BillingClient:
         self._batch_max_recipients = batch_max_recipients
         self._batch_size = batch_size
         self._slots = max_in_flight
-        self._waiting: list[_Waiting] = []
+        # Admissions waiting for an RPC, by wallet, wallets in the order they began to wait.
+        self._waiting: dict[str, list[_Waiting]] = {}
         # Wallets with admissions in an RPC in flight.
         self._busy: set[str] = set()
         self.rpcs = 0
@@ -60,23 +61,29 @@ class BillingClient:
             (result,) = await self._call(self._bulk_queue, [admission])
             return result
         future: asyncio.Future[AdmitResult] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(admission, future))
-        if self._slots > 0:
+        wallet_id = admission.wallet_id
+        self._waiting.setdefault(wallet_id, []).append(_Waiting(admission, future))
+        if self._slots > 0 and wallet_id not in self._busy:
             self._dispatch()
         return await future
 
     def _dispatch(self) -> None:
         while self._waiting and self._slots > 0:
             batch: list[_Waiting] = []
-            rest: list[_Waiting] = []
-            for waiting in self._waiting:
-                if len(batch) < self._batch_size and waiting.admission.wallet_id not in self._busy:
-                    batch.append(waiting)
-                else:
-                    rest.append(waiting)
+            for wallet_id in list(self._waiting):
+                if wallet_id in self._busy:
+                    continue
+                queue = self._waiting[wallet_id]
+                room = self._batch_size - len(batch)
+                batch += queue[:room]
+                if len(queue) > room:
+                    del queue[:room]  # the rest keeps its place for the wallet's next RPC
+                    break
+                del self._waiting[wallet_id]
+                if len(batch) == self._batch_size:
+                    break
             if not batch:
                 return  # every waiting wallet has an RPC in flight; its end dispatches again
-            self._waiting = rest
             self._busy.update(w.admission.wallet_id for w in batch)
             self._slots -= 1
             asyncio.get_running_loop().create_task(self._send(batch))

@@ -121,3 +121,32 @@ async def test_a_wallet_cut_by_a_full_batch_never_has_two_rpcs_in_flight() -> No
         "bat_wal_a_3",
         "bat_wal_c_1",
     ]
+
+
+async def test_a_flood_from_one_wallet_leaves_in_order_in_full_batches() -> None:
+    rpc = _HeldRpc()
+    client = _client(rpc, batch_size=64)
+    flood = [asyncio.create_task(client.admit(_admission("wal_a", n))) for n in range(1_000)]
+    await _settle()
+    assert [len(request.admissions) for request, _ in rpc.calls] == [1]
+    other = asyncio.create_task(client.admit(_admission("wal_b", 0)))
+    await _settle()
+    assert rpc.wallets(1) == ["wal_b"]  # the free slot, past the 999 waiting behind wal_a
+    rpc.answer(1)
+    await other
+
+    # Each of wal_a's RPCs, once answered, lets the next one leave.
+    n = 0
+    while n < len(rpc.calls):
+        if n != 1:
+            rpc.answer(n)
+        n += 1
+        await _settle()
+    sizes = [
+        len(request.admissions)
+        for request, _ in rpc.calls
+        if request.admissions[0].wallet_id == "wal_a"
+    ]
+    assert sizes == [1] + [64] * 15 + [39]
+    results = await asyncio.gather(*flood)
+    assert [r.batch_id for r in results] == [f"bat_wal_a_{n}" for n in range(1_000)]
