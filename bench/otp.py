@@ -104,11 +104,9 @@ def summarise(
             during.append((recipient, seconds, answered))
     missing = [r for r, _, _ in during if r not in received]
 
-    def carrier(rows: list[tuple[str, float, float]]) -> dict[str, Any]:
-        return latency_summary([received[r] - at for r, _, at in rows if r in received])
-
-    def status(rows: list[tuple[str, float, float]]) -> dict[str, Any]:
-        return latency_summary([settled[r] - at for r, _, at in rows if r in settled])
+    def since_202(seen: dict[str, float], rows: list[tuple[str, float, float]]) -> dict[str, Any]:
+        """From each OTP's 202 to the time in `seen` (at the carrier, or status stored)."""
+        return latency_summary([seen[r] - at for r, _, at in rows if r in seen])
 
     accepting = [row for row in during if accepting_until and row[2] <= accepting_until]
     draining = [row for row in during if not accepting_until or row[2] > accepting_until]
@@ -117,7 +115,7 @@ def summarise(
         return latency_summary([seconds for _, seconds, _ in rows])
 
     accept = accept_of(during)
-    deliver = carrier(during)
+    deliver = since_202(received, during)
     return {
         "measured": deliver["count"],
         "sent": sum(sent["statuses"].values()) + sum(sent["errors"].values()),
@@ -134,11 +132,11 @@ def summarise(
         "accept_max_ms": accept["max_ms"],
         "carrier_latency": deliver,
         "accept_latency": accept,
-        "carrier_latency_while_accepting": carrier(accepting),
-        "carrier_latency_while_draining": carrier(draining),
-        "status_latency": status(during),
-        "status_latency_while_accepting": status(accepting),
-        "status_latency_while_draining": status(draining),
+        "carrier_latency_while_accepting": since_202(received, accepting),
+        "carrier_latency_while_draining": since_202(received, draining),
+        "status_latency": since_202(settled, during),
+        "status_latency_while_accepting": since_202(settled, accepting),
+        "status_latency_while_draining": since_202(settled, draining),
         "accept_latency_while_accepting": accept_of(accepting),
         "accept_latency_while_draining": accept_of(draining),
         "statuses": sent["statuses"],
