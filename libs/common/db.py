@@ -75,6 +75,20 @@ async def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterato
             raise
 
 
+@asynccontextmanager
+async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Any]:
+    """The pooled connection's asyncpg driver inside one transaction: committed when the
+    block succeeds, rolled back when it raises.
+
+    For the hot paths that write in sets (the sender's outcome flushes): a transaction of
+    three statements costs about half the CPU it costs through a session, which on a flush
+    per 50 ms of every sender is most of what the session adds. Statements take asyncpg's
+    `$n` parameters and return its records.
+    """
+    async with autocommit(sessions) as driver, driver.transaction():
+        yield driver
+
+
 def _connection_suspect(error: BaseException) -> bool:
     """Whether the connection may be unusable after `error`: lost, shut down by the server,
     or cut off mid-statement (cancelled, timed out). A statement the server refused, or a

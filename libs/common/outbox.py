@@ -79,7 +79,25 @@ def stage_sql(source: str = "") -> str:
     return _STAGED_ROWS.format(source=source)
 
 
-_STAGE = text(stage_sql())
+def _positional(sql: str, names: Sequence[str]) -> str:
+    """`sql` with each `:name` of `names` as asyncpg's `$n`, numbered in that order."""
+    for number, name in enumerate(names, start=1):
+        sql = sql.replace(f":{name}", f"${number}")
+    return sql
+
+
+# `stage_parameters`' names, in the order of the driver's statement below.
+_STAGE_NAMES = (
+    "outbox_lease",
+    "outbox_origins",
+    "outbox_exchanges",
+    "outbox_routing_keys",
+    "outbox_message_ids",
+    "outbox_bodies",
+    "outbox_headers",
+    "outbox_priorities",
+)
+_STAGE = _positional(stage_sql(), _STAGE_NAMES)
 _DELETE = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 
@@ -126,14 +144,18 @@ async def enqueue(session: AsyncSession, messages: list[OutboxMessage]) -> None:
 
 
 async def stage(
-    session: AsyncSession, messages: Sequence[OutboxMessage], *, lease: timedelta = STAGED_LEASE
+    connection: Any, messages: Sequence[OutboxMessage], *, lease: timedelta = STAGED_LEASE
 ) -> list[Staged]:
     """Add messages claimed by this process, which publishes them once the caller commits
-    (`publish_committed`); if it dies first, a relay publishes them after `lease`."""
+    (`publish_committed`); if it dies first, a relay publishes them after `lease`.
+
+    `connection` is the asyncpg driver inside the caller's transaction (`db.transaction`).
+    """
     if not messages:
         return []
-    rows = await session.execute(_STAGE, stage_parameters(messages, lease))
-    return staged_rows(messages, rows)
+    parameters = stage_parameters(messages, lease)
+    rows = await connection.fetch(_STAGE, *(parameters[name] for name in _STAGE_NAMES))
+    return staged_rows(messages, ((row[0], row[1]) for row in rows))
 
 
 def stage_parameters(

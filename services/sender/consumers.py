@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.admission import SendJob
-from libs.common.db import session_scope
+from libs.common.db import transaction
 from libs.common.logging import get_logger
 from libs.common.outbox import PUBLISH_ATTEMPT
 from services.sender import store
@@ -55,8 +55,8 @@ class JobConsumer:
         attempt = (message.headers or {}).get(PUBLISH_ATTEMPT, 1)
         if message.redelivered or not isinstance(attempt, int) or attempt > 1:
             try:
-                async with session_scope(self._sessions) as session:
-                    states = await store.message_states(session, [m.id for m in job.messages])
+                async with transaction(self._sessions) as connection:
+                    states = await store.message_states(connection, [m.id for m in job.messages])
             except Exception:
                 log.exception("sender.job_state_failed", job_id=job.job_id)
                 await asyncio.sleep(1)
@@ -117,9 +117,9 @@ class JobConsumer:
     async def _recover_receipts(self, carrier: str, held: list[Work]) -> None:
         """Receipts parked while no process knew these messages may prove they were sent."""
         try:
-            async with session_scope(self._sessions) as session:
+            async with transaction(self._sessions) as connection:
                 parked = await store.take_parked_for(
-                    session, [(carrier, w.message.recipient) for w in held]
+                    connection, [(carrier, w.message.recipient) for w in held]
                 )
         except Exception:
             log.exception("sender.recover_receipts_failed", carrier=carrier)

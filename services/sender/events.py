@@ -7,18 +7,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.amqp import Topology
 from libs.common.events import EVENT_FOR_STATUS, utcnow
 from libs.common.ids import ulid
 from libs.common.outbox import SENDER, OutboxMessage
-from services.sender.store import Changed
+from services.sender.store import Changed, Connection
 
 
 async def status_events(
-    session: AsyncSession,
+    connection: Connection,
     topology: Topology,
     changed: Sequence[Changed],
     request_ids: Mapping[str, str | None] | None = None,
@@ -33,14 +31,10 @@ async def status_events(
     known: dict[str, str | None] = dict(request_ids or {})
     unknown = sorted({c.batch_id for c in changed} - known.keys())
     if unknown:
-        known.update(
-            (
-                await session.execute(
-                    text("SELECT id, request_id FROM batches WHERE id = ANY(CAST(:ids AS text[]))"),
-                    {"ids": unknown},
-                )
-            ).all()
+        rows = await connection.fetch(
+            "SELECT id, request_id FROM batches WHERE id = ANY($1::text[])", unknown
         )
+        known.update((row[0], row[1]) for row in rows)
     # Plain dicts in the shape of `Event`: this runs for every status change, thousands
     # a second, and pydantic models cost more than the rest. `data` says enough (status,
     # carrier id, the envelope's time) for a receiver to order one message's events.

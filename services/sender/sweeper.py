@@ -7,9 +7,9 @@ import asyncio
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.amqp import Topology
-from libs.common.db import session_scope
+from libs.common.db import transaction
 from libs.common.logging import get_logger
-from libs.common.outbox import OutboxRelay, enqueue
+from libs.common.outbox import OutboxRelay, stage
 from services.sender import store
 from services.sender.events import status_events
 from services.sender.settings import SenderSettings
@@ -19,13 +19,17 @@ SWEEP_LIMIT = 5_000
 
 
 async def sweep_once(
-    sessions: async_sessionmaker[AsyncSession], topology: Topology, settings: SenderSettings
+    sessions: async_sessionmaker[AsyncSession],
+    topology: Topology,
+    relay: OutboxRelay,
+    settings: SenderSettings,
 ) -> int:
     """Expire one batch of overdue queued messages (billing refunds them on the event)."""
-    async with session_scope(sessions) as session:
-        expired = await store.expire_overdue(session, settings.expiry_grace, SWEEP_LIMIT)
-        await enqueue(session, await status_events(session, topology, expired))
-        pruned = await store.prune_parked(session, settings.pending_receipt_ttl)
+    async with transaction(sessions) as connection:
+        expired = await store.expire_overdue(connection, settings.expiry_grace, SWEEP_LIMIT)
+        staged = await stage(connection, await status_events(connection, topology, expired))
+        pruned = await store.prune_parked(connection, settings.pending_receipt_ttl)
+    relay.publish_committed(staged)
     if expired or pruned:
         log.info("sender.swept", expired=len(expired), receipts_pruned=pruned)
     return len(expired)
@@ -39,9 +43,8 @@ async def sweep_forever(
 ) -> None:
     while True:
         try:
-            while await sweep_once(sessions, topology, settings) >= SWEEP_LIMIT:
-                relay.wake()
-            relay.wake()
+            while await sweep_once(sessions, topology, relay, settings) >= SWEEP_LIMIT:
+                pass
         except Exception as error:  # noqa: BLE001 — try again next round
             log.warning("sender.sweep_failed", error=repr(error))
         await asyncio.sleep(settings.sweep_interval)

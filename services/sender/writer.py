@@ -16,13 +16,13 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.amqp import Topology
-from libs.common.db import session_scope
+from libs.common.db import transaction
 from libs.common.logging import get_logger
 from libs.common.outbox import OutboxRelay, Staged, stage
 from services.sender import store
 from services.sender.events import status_events
 from services.sender.receipts import Receipt
-from services.sender.store import Changed, ReceiptUpdate
+from services.sender.store import Changed, Connection, ReceiptUpdate
 from services.sender.work import Registry, Work
 
 log = get_logger(__name__)
@@ -212,21 +212,21 @@ class OutcomeWriter:
         adopted: list[Work] = []
         staged: list[Staged] = []
         try:
-            async with session_scope(self._sessions) as session:
-                due = await store.due_parked(session, REMATCH_BATCH)
+            async with transaction(self._sessions) as connection:
+                due = await store.due_parked(connection, REMATCH_BATCH)
                 if not due:
                     return 0
-                done, unmatched = await store.apply_receipts(session, [u for _, u in due])
+                done, unmatched = await store.apply_receipts(connection, [u for _, u in due])
                 pairs, _ = self._claim(unmatched)
-                done += await self._write_adopted(session, pairs)
+                done += await self._write_adopted(connection, pairs)
                 adopted = [work for work, _ in pairs]
                 still = {id(update) for update in unmatched} - {id(u) for _, u in pairs}
                 await store.settle_parked(
-                    session,
+                    connection,
                     matched=[row for row, u in due if id(u) not in still],
                     waiting=[row for row, u in due if id(u) in still],
                 )
-                staged = await self._announce(session, done, adopted)
+                staged = await self._announce(connection, done, adopted)
         except BaseException:
             for work in adopted:
                 self._adopters[work.carrier].unclaim(work)
@@ -265,10 +265,10 @@ class OutcomeWriter:
         started = time.perf_counter()
         adopted: list[Work] = []
         try:
-            async with session_scope(self._sessions) as session:
-                changed = await self._write(session, batch, adopted)
+            async with transaction(self._sessions) as connection:
+                changed = await self._write(connection, batch, adopted)
                 works = [e.work for e in batch.sent] + [w for w, _, _ in batch.unsent] + adopted
-                staged = await self._announce(session, changed, works)
+                staged = await self._announce(connection, changed, works)
         except BaseException:
             # Everything waits here for the next attempt; receipts stay unanswered to the
             # carrier meanwhile, so a crash now leaves them with the carrier, not lost.
@@ -298,11 +298,11 @@ class OutcomeWriter:
         self.stats["flush_ms"] += int((time.perf_counter() - started) * 1000)
 
     async def _write(
-        self, session: AsyncSession, batch: _Batch, adopted: list[Work]
+        self, connection: Connection, batch: _Batch, adopted: list[Work]
     ) -> list[Changed]:
         accepted = [e for e in batch.sent if e.ids]
         changed = await store.mark_sent(
-            session,
+            connection,
             [(e.work.id, e.ids[0], e.at) for e in accepted],
             [
                 (e.receipt.status, store.receipt_error(e.receipt)) if e.receipt else ("sent", None)
@@ -310,7 +310,7 @@ class OutcomeWriter:
             ],
         )
         await store.insert_parts(
-            session,
+            connection,
             [
                 (e.work.id, number, e.work.carrier, cid)
                 for e in accepted
@@ -319,18 +319,18 @@ class OutcomeWriter:
             ],
         )
         changed += await store.mark_unsent(
-            session, [(w.id, status, code) for w, status, code in batch.unsent]
+            connection, [(w.id, status, code) for w, status, code in batch.unsent]
         )
         done, unmatched = await store.apply_receipts(
-            session, [update for update, _ in batch.receipts]
+            connection, [update for update, _ in batch.receipts]
         )
         changed += done
         # A receipt that matches no stored message: it beat its submit_sm_resp (parked
         # and matched again later), or proves a held message was sent after all.
         pairs, orphans = self._claim(unmatched)
         adopted += [work for work, _ in pairs]
-        changed += await self._write_adopted(session, pairs)
-        await store.park_receipts(session, orphans)
+        changed += await self._write_adopted(connection, pairs)
+        await store.park_receipts(connection, orphans)
         self.stats["receipts_parked"] += len(orphans)
         return changed
 
@@ -349,13 +349,13 @@ class OutcomeWriter:
         return pairs, orphans
 
     async def _write_adopted(
-        self, session: AsyncSession, pairs: list[tuple[Work, ReceiptUpdate]]
+        self, connection: Connection, pairs: list[tuple[Work, ReceiptUpdate]]
     ) -> list[Changed]:
         if not pairs:
             return []
         now = datetime.now(UTC)
         changed = await store.mark_sent(
-            session,
+            connection,
             [(work.id, update.receipt.carrier_message_id, now) for work, update in pairs],
             [(update.status, store.receipt_error(update)) for _, update in pairs],
         )
@@ -364,9 +364,10 @@ class OutcomeWriter:
         return changed
 
     async def _announce(
-        self, session: AsyncSession, changed: list[Changed], works: Iterable[Work] = ()
+        self, connection: Connection, changed: list[Changed], works: Iterable[Work] = ()
     ) -> list[Staged]:
         """Stage the events: published by this process as soon as the flush commits. The
         request ids of `works`' sends come from their jobs rather than the database."""
         known = {work.message.batch_id: work.text.request_id for work in works}
-        return await stage(session, await status_events(session, self._topology, changed, known))
+        events = await status_events(connection, self._topology, changed, known)
+        return await stage(connection, events)

@@ -16,7 +16,7 @@ import pytest
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 
 from libs.common.amqp import Topology, connect
-from libs.common.db import session_scope
+from libs.common.db import transaction
 from libs.common.ids import new_id
 from libs.common.outbox import PUBLISH_ATTEMPT, OutboxMessage, OutboxRelay, stage
 from libs.common.settings import CommonSettings
@@ -83,8 +83,8 @@ async def test_staged_rows_are_published_once_committed_and_then_deleted(
 ) -> None:
     origin, key, queue = await _listen(platform, amqp)
     relay = _relay(platform, amqp, origin)
-    async with session_scope(platform.sessions) as session:
-        staged = await stage(session, _messages(platform, origin, key, 3))
+    async with transaction(platform.sessions) as connection:
+        staged = await stage(connection, _messages(platform, origin, key, 3))
     assert [s.attempts for s in staged] == [1, 1, 1]
     assert len({s.id for s in staged}) == 3
 
@@ -102,9 +102,9 @@ async def test_rows_a_dead_process_staged_are_published_by_a_relay_as_possible_r
     platform: Platform, amqp: AbstractRobustConnection
 ) -> None:
     origin, key, queue = await _listen(platform, amqp)
-    async with session_scope(platform.sessions) as session:
+    async with transaction(platform.sessions) as connection:
         # The process that stages these dies before publishing: nobody calls publish_committed.
-        await stage(session, _messages(platform, origin, key, 2), lease=timedelta(seconds=1))
+        await stage(connection, _messages(platform, origin, key, 2), lease=timedelta(seconds=1))
     relay = _relay(platform, amqp, origin)
     # Within the claim, no relay takes the rows: the process that staged them might be
     # publishing them right now.
@@ -125,8 +125,8 @@ async def test_staged_rows_of_a_rolled_back_transaction_never_exist(
 ) -> None:
     origin, key = new_id("origin"), new_id("key")
     with pytest.raises(RuntimeError):
-        async with session_scope(platform.sessions) as session:
-            await stage(session, _messages(platform, origin, key, 2))
+        async with transaction(platform.sessions) as connection:
+            await stage(connection, _messages(platform, origin, key, 2))
             raise RuntimeError("the state change failed")
     assert await _rows(platform, origin) == 0
 
@@ -140,8 +140,8 @@ async def test_a_staged_row_the_broker_refuses_is_released_to_the_relay(
     message = OutboxMessage(
         origin=origin, exchange=topology.send_exchange, routing_key=new_id("nowhere"), body=b"{}"
     )
-    async with session_scope(platform.sessions) as session:
-        staged = await stage(session, [message])
+    async with transaction(platform.sessions) as connection:
+        staged = await stage(connection, [message])
     relay = _relay(platform, amqp, origin)
     relay.publish_committed(staged)
     await relay.settle()

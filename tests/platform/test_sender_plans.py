@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from deploy.infra import asyncpg_dsn
-from libs.common.db import create_engine, create_sessionmaker, session_scope
+from libs.common.db import create_engine, create_sessionmaker, session_scope, transaction
 from libs.common.settings import CommonSettings
 from services.sender import store
 from services.sender.store import INDEX_PLANS
@@ -73,13 +73,15 @@ async def test_storing_submits_probes_the_primary_key_despite_stale_statistics(
             CommonSettings(database_url=stale_database), "plans", server_settings
         )
         try:
-            async with session_scope(create_sessionmaker(engine)) as session:
+            sessions = create_sessionmaker(engine)
+            async with session_scope(sessions) as session:
                 plan = await _plan(session, statement, ids)
-                # The statement the sender runs, through its own connection settings.
-                if server_settings is INDEX_PLANS:
-                    now = datetime.now(UTC)
-                    changed = await store.mark_sent(session, [(i, "C" + i, now) for i in ids])
-                    assert len(changed) == len(ids)
+            # The statement the sender runs, through its own connection settings.
+            if server_settings is INDEX_PLANS:
+                now = datetime.now(UTC)
+                async with transaction(sessions) as connection:
+                    changed = await store.mark_sent(connection, [(i, "C" + i, now) for i in ids])
+                assert len(changed) == len(ids)
         finally:
             await engine.dispose()
         # Without the setting the stale plan shows (the trap is real in this database);

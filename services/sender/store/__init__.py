@@ -16,11 +16,12 @@ from services.sender.store.receipts import (
     settle_parked,
     take_parked_for,
 )
-from services.sender.store.rows import INDEX_PLANS, Changed, ReceiptUpdate
+from services.sender.store.rows import INDEX_PLANS, Changed, Connection, ReceiptUpdate
 
 __all__ = [
     "INDEX_PLANS",
     "Changed",
+    "Connection",
     "ReceiptUpdate",
     "apply_receipts",
     "due_parked",

@@ -8,15 +8,15 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.sender.receipts import Receipt, id_candidates
-from services.sender.store.rows import RETURNED, Changed, ReceiptUpdate, changed_rows
+from services.sender.store.rows import RETURNED, Changed, Connection, ReceiptUpdate, changed_rows
+
+# The receipts named by (carrier, carrier id, index among the receipts): $1, $2, $3.
+_KEYS = "unnest($1::text[], $2::text[], $3::int[]) AS u(carrier, cid, idx)"
 
 
 async def apply_receipts(
-    session: AsyncSession, updates: Sequence[ReceiptUpdate]
+    connection: Connection, updates: Sequence[ReceiptUpdate]
 ) -> tuple[list[Changed], list[ReceiptUpdate]]:
     """Apply final receipts; returns (changed messages, receipts that matched nothing)."""
     if not updates:
@@ -36,7 +36,7 @@ async def apply_receipts(
                 else id_candidates(update.receipt.carrier_message_id)[1:]
             )
             keys.extend((update.carrier, spelling, index) for spelling in spellings)
-        matched, done = await _apply_by_ids(session, remaining, keys)
+        matched, done = await _apply_by_ids(connection, remaining, keys)
         changed.extend(done)
         still = [u for i, u in enumerate(remaining) if i not in matched]
         if attempt == 1:
@@ -46,108 +46,83 @@ async def apply_receipts(
 
 
 async def _apply_by_ids(
-    session: AsyncSession, updates: list[ReceiptUpdate], keys: list[tuple[str, str, int]]
+    connection: Connection, updates: list[ReceiptUpdate], keys: list[tuple[str, str, int]]
 ) -> tuple[set[int], list[Changed]]:
     if not keys:
         return set(), []
-    unnest = (
-        "unnest(CAST(:c AS text[]), CAST(:i AS text[]), CAST(:x AS int[])) AS u(carrier, cid, idx)"
+    singles = await connection.fetch(
+        f"SELECT u.idx, m.id FROM {_KEYS} JOIN messages m"
+        " ON m.carrier = u.carrier AND m.carrier_message_id = u.cid AND m.units = 1",
+        *_key_columns(keys),
     )
-    singles = (
-        await session.execute(
-            text(
-                f"SELECT u.idx, m.id FROM {unnest} JOIN messages m"
-                " ON m.carrier = u.carrier AND m.carrier_message_id = u.cid AND m.units = 1"
-            ),
-            _key_params(keys),
-        )
-    ).all()
     # Most receipts are for single-part messages: only the rest are looked up as parts.
     found = {row[0] for row in singles}
     rest = [key for key in keys if key[2] not in found]
     parts: Sequence[Any] = []
     if rest:
-        parts = (
-            await session.execute(
-                text(
-                    f"SELECT u.idx, p.message_id, p.part FROM {unnest} JOIN message_parts p"
-                    " ON p.carrier = u.carrier AND p.carrier_message_id = u.cid"
-                ),
-                _key_params(rest),
-            )
-        ).all()
+        parts = await connection.fetch(
+            f"SELECT u.idx, p.message_id, p.part FROM {_KEYS} JOIN message_parts p"
+            " ON p.carrier = u.carrier AND p.carrier_message_id = u.cid",
+            *_key_columns(rest),
+        )
     matched = found | {row[0] for row in parts}
     changed: list[Changed] = []
     if singles:
         changed += changed_rows(
-            await session.execute(
-                text(
-                    "UPDATE messages m SET status = u.status, error_code = u.code,"
-                    " done_at = now(), updated_at = now(), parts_done = 1"
-                    " FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]),"
-                    "             CAST(:codes AS text[])) AS u(id, status, code)"
-                    f" WHERE m.id = u.id AND m.status = 'sent' RETURNING {RETURNED}"
-                ),
-                {
-                    "ids": [row[1] for row in singles],
-                    "statuses": [updates[row[0]].status for row in singles],
-                    "codes": [receipt_error(updates[row[0]]) for row in singles],
-                },
+            await connection.fetch(
+                "UPDATE messages m SET status = u.status, error_code = u.code,"
+                " done_at = now(), updated_at = now(), parts_done = 1"
+                " FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, status, code)"
+                f" WHERE m.id = u.id AND m.status = 'sent' RETURNING {RETURNED}",
+                [row[1] for row in singles],
+                [updates[row[0]].status for row in singles],
+                [receipt_error(updates[row[0]]) for row in singles],
             )
         )
     if parts:
-        changed += await _apply_parts(session, updates, parts)
+        changed += await _apply_parts(connection, updates, parts)
     return matched, changed
 
 
-def _key_params(keys: Sequence[tuple[str, str, int]]) -> dict[str, list[Any]]:
-    """The (carrier, carrier id, receipt index) keys as the `unnest` parameters c, i, x."""
-    carriers, cids, idx = zip(*keys, strict=True)
-    return {"c": list(carriers), "i": list(cids), "x": list(idx)}
+def _key_columns(keys: Sequence[tuple[str, str, int]]) -> list[list[Any]]:
+    """The (carrier, carrier id, receipt index) keys as the columns `_KEYS` unnests."""
+    return [list(column) for column in zip(*keys, strict=True)]
 
 
 async def _apply_parts(
-    session: AsyncSession, updates: list[ReceiptUpdate], parts: Sequence[Any]
+    connection: Connection, updates: list[ReceiptUpdate], parts: Sequence[Any]
 ) -> list[Changed]:
     """One receipt per part; the message is final when every part's receipt is in."""
-    await session.execute(
-        text(
-            "UPDATE message_parts p SET status = u.status"
-            " FROM unnest(CAST(:ids AS text[]), CAST(:parts AS smallint[]),"
-            "             CAST(:statuses AS text[])) AS u(id, part, status)"
-            " WHERE p.message_id = u.id AND p.part = u.part AND p.status IS NULL"
-        ),
-        {
-            "ids": [row[1] for row in parts],
-            "parts": [row[2] for row in parts],
-            "statuses": [updates[row[0]].status for row in parts],
-        },
+    await connection.execute(
+        "UPDATE message_parts p SET status = u.status"
+        " FROM unnest($1::text[], $2::smallint[], $3::text[]) AS u(id, part, status)"
+        " WHERE p.message_id = u.id AND p.part = u.part AND p.status IS NULL",
+        [row[1] for row in parts],
+        [row[2] for row in parts],
+        [updates[row[0]].status for row in parts],
     )
     codes = {
         row[1]: receipt_error(updates[row[0]]) for row in parts if receipt_error(updates[row[0]])
     }
-    rows = await session.execute(
-        text(
-            "WITH done AS (SELECT p.message_id, count(*) AS n,"
-            "   bool_and(p.status = 'delivered') AS all_delivered"
-            "   FROM message_parts p WHERE p.message_id = ANY(CAST(:ids AS text[]))"
-            "   AND p.status IS NOT NULL GROUP BY p.message_id)"
-            " UPDATE messages m SET parts_done = d.n, updated_at = now(), done_at = now(),"
-            "   status = CASE WHEN d.all_delivered THEN 'delivered' ELSE 'undelivered' END"
-            " FROM done d WHERE m.id = d.message_id AND m.status = 'sent' AND d.n >= m.units"
-            f" RETURNING {RETURNED}"
-        ),
-        {"ids": sorted({row[1] for row in parts})},
+    rows = await connection.fetch(
+        "WITH done AS (SELECT p.message_id, count(*) AS n,"
+        "   bool_and(p.status = 'delivered') AS all_delivered"
+        "   FROM message_parts p WHERE p.message_id = ANY($1::text[])"
+        "   AND p.status IS NOT NULL GROUP BY p.message_id)"
+        " UPDATE messages m SET parts_done = d.n, updated_at = now(), done_at = now(),"
+        "   status = CASE WHEN d.all_delivered THEN 'delivered' ELSE 'undelivered' END"
+        " FROM done d WHERE m.id = d.message_id AND m.status = 'sent' AND d.n >= m.units"
+        f" RETURNING {RETURNED}",
+        sorted({row[1] for row in parts}),
     )
     changed = changed_rows(rows)
     failed = [c for c in changed if c.status == "undelivered" and codes.get(c.id)]
     if failed:
-        await session.execute(
-            text(
-                "UPDATE messages m SET error_code = u.code FROM unnest(CAST(:ids AS text[]),"
-                " CAST(:codes AS text[])) AS u(id, code) WHERE m.id = u.id"
-            ),
-            {"ids": [c.id for c in failed], "codes": [codes[c.id] for c in failed]},
+        await connection.execute(
+            "UPDATE messages m SET error_code = u.code"
+            " FROM unnest($1::text[], $2::text[]) AS u(id, code) WHERE m.id = u.id",
+            [c.id for c in failed],
+            [codes[c.id] for c in failed],
         )
     return changed
 
@@ -160,27 +135,22 @@ def receipt_error(update: ReceiptUpdate) -> str | None:
     return f"{update.receipt.state}:{code}" if code else update.receipt.state
 
 
-async def park_receipts(session: AsyncSession, updates: Sequence[ReceiptUpdate]) -> None:
+async def park_receipts(connection: Connection, updates: Sequence[ReceiptUpdate]) -> None:
     """Keep receipts that matched nothing: their submit_sm_resp may not be stored yet."""
     if not updates:
         return
-    await session.execute(
-        text(
-            "INSERT INTO pending_receipts (carrier, carrier_message_id, recipient, state,"
-            " status, error_code, raw, retry_at) SELECT *, now() + interval '0.5 seconds'"
-            " FROM unnest(CAST(:c AS text[]), CAST(:i AS text[]), CAST(:r AS text[]),"
-            " CAST(:s AS text[]), CAST(:st AS text[]), CAST(:e AS text[]),"
-            " CAST(:raw AS bytea[]))"
-        ),
-        {
-            "c": [u.carrier for u in updates],
-            "i": [u.receipt.carrier_message_id for u in updates],
-            "r": [_e164(u.receipt.recipient) for u in updates],
-            "s": [u.receipt.state for u in updates],
-            "st": [u.status for u in updates],
-            "e": [u.receipt.error_code for u in updates],
-            "raw": [u.receipt.raw for u in updates],
-        },
+    await connection.execute(
+        "INSERT INTO pending_receipts (carrier, carrier_message_id, recipient, state,"
+        " status, error_code, raw, retry_at) SELECT *, now() + interval '0.5 seconds'"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        " $6::text[], $7::bytea[])",
+        [u.carrier for u in updates],
+        [u.receipt.carrier_message_id for u in updates],
+        [_e164(u.receipt.recipient) for u in updates],
+        [u.receipt.state for u in updates],
+        [u.status for u in updates],
+        [u.receipt.error_code for u in updates],
+        [u.receipt.raw for u in updates],
     )
 
 
@@ -218,57 +188,50 @@ _PARKED = (
 )
 
 
-async def due_parked(session: AsyncSession, limit: int) -> list[tuple[int, ReceiptUpdate]]:
+async def due_parked(connection: Connection, limit: int) -> list[tuple[int, ReceiptUpdate]]:
     """Parked receipts whose next matching attempt is due, locked for this transaction."""
-    rows = await session.execute(
-        text(
-            f"SELECT {_PARKED} FROM pending_receipts p WHERE p.retry_at <= now()"
-            " ORDER BY p.retry_at LIMIT :limit FOR UPDATE SKIP LOCKED"
-        ),
-        {"limit": limit},
+    rows = await connection.fetch(
+        f"SELECT {_PARKED} FROM pending_receipts p WHERE p.retry_at <= now()"
+        " ORDER BY p.retry_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
     )
     return _parked(rows)
 
 
-async def settle_parked(session: AsyncSession, matched: list[int], waiting: list[int]) -> None:
+async def settle_parked(connection: Connection, matched: list[int], waiting: list[int]) -> None:
     """Forget matched receipts; try the others again later, backing off to a minute."""
     if matched:
-        await session.execute(
-            text("DELETE FROM pending_receipts WHERE id = ANY(CAST(:ids AS bigint[]))"),
-            {"ids": matched},
+        await connection.execute(
+            "DELETE FROM pending_receipts WHERE id = ANY($1::bigint[])", matched
         )
     if waiting:
-        await session.execute(
-            text(
-                "UPDATE pending_receipts SET attempts = attempts + 1,"
-                " retry_at = now() + LEAST(60, 0.5 * power(2, attempts)) * interval '1 second'"
-                " WHERE id = ANY(CAST(:ids AS bigint[]))"
-            ),
-            {"ids": waiting},
+        await connection.execute(
+            "UPDATE pending_receipts SET attempts = attempts + 1,"
+            " retry_at = now() + LEAST(60, 0.5 * power(2, attempts)) * interval '1 second'"
+            " WHERE id = ANY($1::bigint[])",
+            waiting,
         )
 
 
 async def take_parked_for(
-    session: AsyncSession, recipients: Sequence[tuple[str, str]]
+    connection: Connection, recipients: Sequence[tuple[str, str]]
 ) -> list[ReceiptUpdate]:
     """Remove and return parked receipts from these (carrier, recipient) handsets."""
     if not recipients:
         return []
-    rows = await session.execute(
-        text(
-            "DELETE FROM pending_receipts p USING ("
-            "  SELECT id FROM pending_receipts q WHERE (q.carrier, q.recipient) IN"
-            "   (SELECT * FROM unnest(CAST(:c AS text[]), CAST(:r AS text[])))"
-            f"  FOR UPDATE SKIP LOCKED) AS hit WHERE p.id = hit.id RETURNING {_PARKED}"
-        ),
-        {"c": [c for c, _ in recipients], "r": [r for _, r in recipients]},
+    rows = await connection.fetch(
+        "DELETE FROM pending_receipts p USING ("
+        "  SELECT id FROM pending_receipts q WHERE (q.carrier, q.recipient) IN"
+        "   (SELECT * FROM unnest($1::text[], $2::text[]))"
+        f"  FOR UPDATE SKIP LOCKED) AS hit WHERE p.id = hit.id RETURNING {_PARKED}",
+        [c for c, _ in recipients],
+        [r for _, r in recipients],
     )
     return [update for _, update in _parked(rows)]
 
 
-async def prune_parked(session: AsyncSession, ttl: timedelta) -> int:
-    result = await session.execute(
-        text("DELETE FROM pending_receipts WHERE received_at < now() - CAST(:ttl AS interval)"),
-        {"ttl": ttl},
+async def prune_parked(connection: Connection, ttl: timedelta) -> int:
+    status = await connection.execute(
+        "DELETE FROM pending_receipts WHERE received_at < now() - $1::interval", ttl
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(status.rsplit(" ", 1)[-1])  # "DELETE <rows>"

@@ -7,6 +7,9 @@ from typing import Any, NamedTuple
 
 from services.sender.receipts import Receipt
 
+# The sender's statements run on the asyncpg driver itself (`libs.common.db.transaction`).
+Connection = Any
+
 # Every statement of the sender reaches messages through an index (by id, by carrier id,
 # unsubmitted by expiry). Statistics taken while nearly every message was delivered say
 # one message is queued or sent; a campaign makes 100k of them before autoanalyze runs,
