@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+import re
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -87,6 +89,31 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
     """
     async with autocommit(sessions) as driver, driver.transaction():
         yield driver
+
+
+# A `:name` parameter, not the second colon of a `::type` cast nor a time like '12:30'.
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@functools.lru_cache(maxsize=256)
+def positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`sql` with its `:name` parameters as asyncpg's `$n`, and the names in `$n` order.
+
+    For statements shared with code that runs them through a session, or too long to
+    number by hand; a name used twice is one parameter.
+    """
+    names: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        return f"${names.setdefault(match.group(1), len(names) + 1)}"
+
+    return _NAMED.sub(number, sql), tuple(names)
+
+
+async def fetch_named(connection: Any, sql: str, parameters: Mapping[str, Any]) -> list[Any]:
+    """Run `sql`, written with `:name` parameters, on an asyncpg connection; its records."""
+    statement, names = positional(sql)
+    return list(await connection.fetch(statement, *(parameters[name] for name in names)))
 
 
 def _connection_suspect(error: BaseException) -> bool:

@@ -26,7 +26,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 from sqlalchemy import insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs.common.db import autocommit, session_scope
+from libs.common.db import autocommit, fetch_named, session_scope
 from libs.common.logging import get_logger
 from libs.common.models import OutboxRow
 
@@ -79,25 +79,7 @@ def stage_sql(source: str = "") -> str:
     return _STAGED_ROWS.format(source=source)
 
 
-def _positional(sql: str, names: Sequence[str]) -> str:
-    """`sql` with each `:name` of `names` as asyncpg's `$n`, numbered in that order."""
-    for number, name in enumerate(names, start=1):
-        sql = sql.replace(f":{name}", f"${number}")
-    return sql
-
-
-# `stage_parameters`' names, in the order of the driver's statement below.
-_STAGE_NAMES = (
-    "outbox_lease",
-    "outbox_origins",
-    "outbox_exchanges",
-    "outbox_routing_keys",
-    "outbox_message_ids",
-    "outbox_bodies",
-    "outbox_headers",
-    "outbox_priorities",
-)
-_STAGE = _positional(stage_sql(), _STAGE_NAMES)
+_STAGE = stage_sql()
 _DELETE = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 
@@ -153,8 +135,7 @@ async def stage(
     """
     if not messages:
         return []
-    parameters = stage_parameters(messages, lease)
-    rows = await connection.fetch(_STAGE, *(parameters[name] for name in _STAGE_NAMES))
+    rows = await fetch_named(connection, _STAGE, stage_parameters(messages, lease))
     return staged_rows(messages, ((row[0], row[1]) for row in rows))
 
 

@@ -11,13 +11,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import TextClause, text
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from libs.common.admission import Admission, AdmitResult
 from libs.common.amqp import Topology
+from libs.common.db import fetch_named
 from libs.common.models import MessageStatus
-from libs.common.outbox import Staged, enqueue, stage_parameters, stage_sql, staged_rows
+from libs.common.outbox import Staged, stage_parameters, stage_sql, staged_rows
 from libs.common.pricing import unit_price
 from services.billing.accepted import Accepted, AcceptedMessage, validity
 from services.billing.jobs import send_jobs
@@ -38,16 +36,14 @@ MESSAGE_COLUMNS = (
     "updated_at",
 )
 
-_LOCK_WALLET = text(
-    """
+_LOCK_WALLET = """
     SELECT w.balance, w.price_per_unit,
            (SELECT COALESCE(SUM(u.units), 0) FROM wallet_usage_daily u
-             WHERE u.wallet_id = w.id AND u.day > CAST(:today AS date) - 30) AS recent_units
+             WHERE u.wallet_id = w.id AND u.day > $2::date - 30) AS recent_units
       FROM wallets w
-     WHERE w.id = :wallet_id
+     WHERE w.id = $1
        FOR UPDATE OF w
     """
-)
 # The debit, the day's usage, one charge per batch in the ledger and the batch rows, in one
 # round trip; with them, when asked, the message rows of a small admission and the staged
 # send jobs (`_charge`). The debit is conditional even under the row lock: whatever was
@@ -100,16 +96,12 @@ INLINE_MESSAGES = 100
 
 
 @functools.cache
-def _charge(*, inline_messages: bool, staging: bool) -> TextClause:
-    """The charge statement: the new balance, and with `staging` the (id, message_id) of
-    each staged send job (a row each, the balance repeated)."""
+def _charge(*, inline_messages: bool) -> str:
+    """The charge statement: the new balance and the (id, message_id) of each staged send
+    job, a row each (the balance repeated)."""
     sql = _CHARGE_CTES + (_MESSAGES_CTE if inline_messages else "")
-    if staging:
-        sql += f", jobs AS ({stage_sql('debit, ')})"
-        sql += " SELECT d.balance, j.id, j.message_id FROM debit d LEFT JOIN jobs j ON true"
-    else:
-        sql += " SELECT balance, NULL, NULL FROM debit"
-    return text(sql)
+    sql += f", jobs AS ({stage_sql('debit, ')})"
+    return sql + " SELECT d.balance, j.id, j.message_id FROM debit d LEFT JOIN jobs j ON true"
 
 
 # An admission still uncommitted this close to its caller's deadline is rolled back: the
@@ -133,31 +125,30 @@ def message_ids_for(batch_id: str, count: int) -> list[str]:
 
 
 async def admit_for_wallet(
-    session: AsyncSession,
+    connection: Any,
     settings: BillingSettings,
     topology: Topology,
     wallet_id: str,
     admissions: Sequence[Admission],
+    staged: list[Staged],
     *,
     check_existing: bool = False,
-    staged: list[Staged] | None = None,
     deadline: float | None = None,
 ) -> list[AdmitResult]:
     """Admit each request of one wallet in order, each fully or not at all.
 
+    `connection` is the asyncpg driver inside the caller's transaction (`db.transaction`).
     Batches that may exist already (`check_existing`, or an admission marked `retry`)
-    are looked up first and answered as they were. With `staged`, the send jobs are
-    staged into it for the caller to publish once it commits; otherwise a relay does.
+    are looked up first and answered as they were. The send jobs are staged into
+    `staged` for the caller to publish once it commits (a relay does if it cannot).
     PastDeadline is raised (the caller rolls back) when the wallet's lock or the writes
     take the admission too close to `deadline`, the time the requester stops waiting.
     """
     now = datetime.now(UTC)
     replayed = await _existing_batches(
-        session, [a for a in admissions if check_existing or a.retry]
+        connection, [a for a in admissions if check_existing or a.retry]
     )
-    row = (
-        await session.execute(_LOCK_WALLET, {"wallet_id": wallet_id, "today": now.date()})
-    ).one_or_none()
+    row = await connection.fetchrow(_LOCK_WALLET, wallet_id, now.date())
     if row is None:
         return [
             AdmitResult(batch_id=a.batch_id, ok=False, error="wallet_not_found") for a in admissions
@@ -195,7 +186,7 @@ async def admit_for_wallet(
         )
     if accepted:
         await _write(
-            session,
+            connection,
             settings,
             topology,
             Accepted(wallet_id, accepted, results, price, now),
@@ -209,7 +200,7 @@ async def admit_for_wallet(
 
 
 async def _existing_batches(
-    session: AsyncSession, admissions: Sequence[Admission]
+    connection: Any, admissions: Sequence[Admission]
 ) -> dict[str, AdmitResult]:
     """Batches an earlier attempt already admitted, answered as they were.
 
@@ -219,37 +210,33 @@ async def _existing_batches(
     ids = [a.batch_id for a in admissions]
     if not ids:
         return {}
-    rows = (
-        await session.execute(
-            text(
-                "SELECT b.id, b.cost, b.unit_price, b.created_at,"
-                " array_agg(m.id ORDER BY m.id) AS message_ids"
-                " FROM batches b JOIN messages m ON m.batch_id = b.id"
-                " WHERE b.id = ANY(:ids) GROUP BY b.id"
-            ),
-            {"ids": ids},
-        )
-    ).all()
+    rows = await connection.fetch(
+        "SELECT b.id, b.cost, b.unit_price, b.created_at,"
+        " array_agg(m.id ORDER BY m.id) AS message_ids"
+        " FROM batches b JOIN messages m ON m.batch_id = b.id"
+        " WHERE b.id = ANY($1::text[]) GROUP BY b.id",
+        ids,
+    )
     return {
-        r.id: AdmitResult(
-            batch_id=r.id,
+        r["id"]: AdmitResult(
+            batch_id=r["id"],
             ok=True,
-            unit_price=r.unit_price,
-            cost=r.cost,
-            created_at=r.created_at,
-            message_ids=list(r.message_ids),
+            unit_price=r["unit_price"],
+            cost=r["cost"],
+            created_at=r["created_at"],
+            message_ids=list(r["message_ids"]),
         )
         for r in rows
     }
 
 
 async def _write(
-    session: AsyncSession,
+    connection: Any,
     settings: BillingSettings,
     topology: Topology,
     accepted: Accepted,
     balance: int,
-    staged: list[Staged] | None,
+    staged: list[Staged],
 ) -> None:
     admissions = [a for a, _ in accepted.admissions]
     costs = [cost for _, cost in accepted.admissions]
@@ -283,19 +270,14 @@ async def _write(
     }
     if inline:
         parameters |= _message_columns(settings, accepted, messages)
-    if staged is not None:
-        parameters |= stage_parameters(jobs)
-    statement = _charge(inline_messages=inline, staging=staged is not None)
-    rows = (await session.execute(statement, parameters)).all()
+    parameters |= stage_parameters(jobs)
+    rows = await fetch_named(connection, _charge(inline_messages=inline), parameters)
     debited = rows[0][0] if rows else None
     if debited != balance:
         raise RuntimeError(f"wallet {accepted.wallet_id}: debit left {debited}, expected {balance}")
     if not inline:
-        await _copy_messages(session, settings, accepted, messages)
-    if staged is None:
-        await enqueue(session, jobs)
-    else:
-        staged += staged_rows(jobs, [(row[1], row[2]) for row in rows])
+        await _copy_messages(connection, settings, accepted, messages)
+    staged += staged_rows(jobs, [(row[1], row[2]) for row in rows])
 
 
 def _message_columns(
@@ -317,7 +299,7 @@ def _message_columns(
 
 
 async def _copy_messages(
-    session: AsyncSession,
+    connection: Any,
     settings: BillingSettings,
     accepted: Accepted,
     messages: Sequence[AcceptedMessage],
@@ -329,8 +311,4 @@ async def _copy_messages(
         (id_, batch, wallet_id, recipient, carrier, units, cost, queued, 0, expires, now, now)
         for id_, batch, recipient, carrier, units, cost, expires in zip(*columns, strict=True)
     ]
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-        "messages", records=records, columns=MESSAGE_COLUMNS
-    )
+    await connection.copy_records_to_table("messages", records=records, columns=MESSAGE_COLUMNS)

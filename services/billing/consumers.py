@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.admission import Admission, AdmitReply, AdmitRequest, AdmitResult
 from libs.common.amqp import Topology
-from libs.common.db import session_scope
+from libs.common.db import session_scope, transaction
 from libs.common.events import decode_events
 from libs.common.logging import get_logger
 from libs.common.mobile_money import StartDeposit
@@ -71,15 +71,15 @@ class BillingConsumers:
         structlog.contextvars.bind_contextvars(request_id=admissions[0].request_id)
         staged: list[Staged] = []
         try:
-            async with session_scope(self._sessions) as session:
+            async with transaction(self._sessions) as connection:
                 results = await admit_for_wallet(
-                    session,
+                    connection,
                     self._settings,
                     self._topology,
                     wallet_id,
                     admissions,
+                    staged,
                     check_existing=again,
-                    staged=staged,
                     deadline=deadline,
                 )
         except PastDeadline:
