@@ -219,13 +219,18 @@ WITH account AS (
            35, now() - (b % 30) * interval '1 day'
       FROM wallet w, generate_series(0, ($1::int - 1) / 1000) AS b
     RETURNING id, wallet_id, created_at
+), message AS (
+    INSERT INTO messages (id, batch_id, wallet_id, recipient, carrier, units, cost, status,
+                          carrier_message_id, parts_done, expires_at, created_at, updated_at,
+                          submitted_at, done_at)
+    SELECT b.id || '_' || m, b.id, b.wallet_id,
+           '+25677' || lpad((m * 7919 % 10000000)::text, 7, '0'),
+           CASE WHEN m % 2 = 0 THEN 'mtn' ELSE 'airtel' END, 1, 35, 'delivered',
+           'H' || b.id || m, 1, b.created_at + interval '1 day', b.created_at, b.created_at,
+           b.created_at, b.created_at
+      FROM batch b, generate_series(0, 999) AS m
+    RETURNING id, carrier, carrier_message_id
 )
-INSERT INTO messages (id, batch_id, wallet_id, recipient, carrier, units, cost, status,
-                      carrier_message_id, parts_done, expires_at, created_at, updated_at,
-                      submitted_at, done_at)
-SELECT b.id || '_' || m, b.id, b.wallet_id, '+25677' || lpad((m * 7919 % 10000000)::text, 7, '0'),
-       CASE WHEN m % 2 = 0 THEN 'mtn' ELSE 'airtel' END, 1, 35, 'delivered',
-       'H' || b.id || m, 1, b.created_at + interval '1 day', b.created_at, b.created_at,
-       b.created_at, b.created_at
-  FROM batch b, generate_series(0, 999) AS m
+INSERT INTO message_refs (carrier, carrier_message_id, message_id)
+SELECT carrier, carrier_message_id, id FROM message
 """

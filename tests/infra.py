@@ -114,6 +114,24 @@ async def drop_database(server_url: str, name: str) -> None:
         await connection.close()
 
 
+@asynccontextmanager
+async def seeded_database(
+    server_url: str, template: str, prefix: str, sql: str
+) -> AsyncIterator[str]:
+    """A database of its own made from `template`, `sql` run in it first; dropped after."""
+    name = unique(prefix)
+    url = await create_database(server_url, name, template=template)
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+    try:
+        yield url
+    finally:
+        await drop_database(server_url, name)
+
+
 async def serve_locally(handler: Handler, port: int) -> web.AppRunner:
     """Answer every method and path on 127.0.0.1:`port` with `handler` (a stand-in for a
     customer's or merchant's endpoint); `cleanup()` on the runner stops it."""

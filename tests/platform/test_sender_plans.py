@@ -10,17 +10,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from deploy.infra import asyncpg_dsn
 from libs.common.db import create_engine, create_sessionmaker, session_scope, transaction
 from libs.common.settings import CommonSettings
 from services.sender import store
 from services.sender.store import INDEX_PLANS
-from tests.infra import Servers, create_database, drop_database, unique
+from tests.infra import Servers, seeded_database
 
 _STALE = """
 INSERT INTO accounts (id, phone) VALUES ('acc_p', '+256772000300');
@@ -44,15 +42,10 @@ SELECT 'msg_new' || g, 'bat_p', 'wal_p', '+25670' || lpad(g::text, 7, '0'), 'air
 
 @pytest.fixture
 async def stale_database(test_servers: Servers, template_database: str) -> AsyncIterator[str]:
-    name = unique("wesendall_test_plans_")
-    url = await create_database(test_servers.database_url, name, template=template_database)
-    connection = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        await connection.execute(_STALE)
-    finally:
-        await connection.close()
-    yield url
-    await drop_database(test_servers.database_url, name)
+    async with seeded_database(
+        test_servers.database_url, template_database, "wesendall_test_plans_", _STALE
+    ) as url:
+        yield url
 
 
 async def _plan(session: AsyncSession, statement: str, ids: list[str]) -> str:

@@ -9,8 +9,10 @@ from libs.common.models.messaging import (
     Batch,
     Message,
     MessagePart,
+    MessageRef,
     MessageStatus,
     PendingReceipt,
+    SweepMark,
 )
 from libs.common.models.platform import IdempotencyRecord, OutboxRow
 from libs.common.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -28,9 +30,11 @@ __all__ = [
     "LedgerKind",
     "Message",
     "MessagePart",
+    "MessageRef",
     "MessageStatus",
     "OutboxRow",
     "PendingReceipt",
+    "SweepMark",
     "Wallet",
     "WalletUsage",
     "WebhookAttempt",

@@ -65,20 +65,11 @@ class Message(Base):
         CheckConstraint(f"status IN ({_STATUSES})", name="status_known"),
         Index("ix_messages_wallet_id_created_at", "wallet_id", text("created_at DESC")),
         Index("ix_messages_batch_id", "batch_id"),
-        Index(
-            "ix_messages_carrier_ref",
-            "carrier",
-            "carrier_message_id",
-            postgresql_where=text("carrier_message_id IS NOT NULL"),
-        ),
-        # The expiry sweep reads only messages never handed to a carrier. The predicate is
-        # on submitted_at, not status: no index may mention status, so that a receipt's
-        # update (status, done_at) stays a HOT update that touches no index at all.
-        Index(
-            "ix_messages_unsubmitted_expires_at",
-            "expires_at",
-            postgresql_where=text("submitted_at IS NULL"),
-        ),
+        # The expiry sweep reads messages by expiry from its mark (`SweepMark`). No index
+        # may mention a column that storing a submit or a receipt writes (status,
+        # carrier_message_id, submitted_at, done_at): both updates stay HOT and touch no
+        # index at all. Receipts find their message through `MessageRef`.
+        Index("ix_messages_expires_at", "expires_at"),
         # Each message is rewritten twice (sent, then its receipt): room in the page keeps
         # those new row versions beside the old ones (HOT).
         {"postgresql_with": {"fillfactor": 60}},
@@ -105,6 +96,30 @@ class Message(Base):
     updated_at: Mapped[datetime] = created_at_column()
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MessageRef(Base):
+    """The carrier's id of a single-part message, for its receipt to find it by.
+
+    Insert-only, written with the submit; not a column index on `messages`, which would
+    make storing every submit rewrite every index of that table."""
+
+    __tablename__ = "message_refs"
+
+    # All three: a carrier may reuse an id (an SMSC restarted), and its receipt then finds
+    # both messages; only the one still waiting for it changes.
+    carrier: Mapped[str] = mapped_column(Text, primary_key=True)
+    carrier_message_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    message_id: Mapped[str] = mapped_column(Text, primary_key=True)
+
+
+class SweepMark(Base):
+    """How far a periodic sweep has read: `expiry` reads messages by `expires_at`."""
+
+    __tablename__ = "sweep_marks"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    upto: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class MessagePart(Base):

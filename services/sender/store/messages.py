@@ -35,14 +35,23 @@ async def mark_sent(
     statuses, codes = (
         zip(*finals, strict=True) if finals else (["sent"] * len(ids), [None] * len(ids))
     )
+    # Single-part messages get their carrier id in `message_refs` too, where receipts
+    # look it up: no index of `messages` covers a column written here, so the update
+    # stays HOT.
     rows = await connection.fetch(
-        "UPDATE messages m SET status = u.status, carrier_message_id = u.cid,"
+        "WITH changed AS ("
+        " UPDATE messages m SET status = u.status, carrier_message_id = u.cid,"
         " submitted_at = u.at, updated_at = now(), error_code = u.code,"
         " done_at = CASE WHEN u.status = 'sent' THEN NULL ELSE now() END,"
         " parts_done = CASE WHEN u.status = 'sent' THEN 0 ELSE 1 END"
         " FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])"
         " AS u(id, cid, at, status, code)"
-        f" WHERE m.id = u.id AND m.status = ANY($6::text[]) RETURNING {RETURNED}",
+        f" WHERE m.id = u.id AND m.status = ANY($6::text[]) RETURNING {RETURNED}"
+        "), refs AS ("
+        " INSERT INTO message_refs (carrier, carrier_message_id, message_id)"
+        " SELECT carrier, carrier_message_id, id FROM changed WHERE units = 1"
+        " ON CONFLICT DO NOTHING"
+        ") SELECT * FROM changed",
         list(ids),
         list(cids),
         list(ats),
@@ -97,15 +106,40 @@ async def mark_unsent(
 
 
 async def expire_overdue(connection: Connection, grace: timedelta, limit: int) -> list[Changed]:
-    """Queued messages past their validity (plus grace) end expired, for billing to refund."""
+    """Queued messages past their validity (plus grace) end expired, for billing to refund.
+
+    The sweep reads messages by expiry from its mark, which holds every message that
+    expired before it was already looked at, and moves the mark on in the same
+    transaction. The mark's row lock lets one sweeper at a time do this; another finds
+    it taken and expires nothing this round.
+    """
+    upto = await connection.fetchval(
+        "SELECT upto FROM sweep_marks WHERE name = 'expiry' FOR UPDATE SKIP LOCKED"
+    )
+    if upto is None:
+        return []
+    overdue = (
+        "FROM messages WHERE expires_at >= $1 AND expires_at < now() - $2::interval"
+        " AND submitted_at IS NULL AND status = 'queued'"
+    )
+    # Picked once, in a CTE: as a subquery the planner may run it again per row, each
+    # run taking another `$3` rows.
     rows = await connection.fetch(
-        "UPDATE messages m SET status = 'expired', error_code = 'validity_expired',"
+        f"WITH picked AS MATERIALIZED (SELECT id {overdue}"
+        " ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
+        " UPDATE messages m SET status = 'expired', error_code = 'validity_expired',"
         " done_at = now(), updated_at = now()"
-        " WHERE m.id IN (SELECT id FROM messages WHERE submitted_at IS NULL"
-        "   AND status = 'queued' AND expires_at < now() - $1::interval"
-        "   ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-        f" AND m.status = 'queued' RETURNING {RETURNED}",
+        f" FROM picked WHERE m.id = picked.id AND m.status = 'queued' RETURNING {RETURNED}",
+        upto,
         grace,
         limit,
+    )
+    # On to the first message still waiting (beyond the limit, or held by a transaction
+    # storing its outcome right now), or else to the end of what has expired.
+    await connection.execute(
+        f"UPDATE sweep_marks SET upto = COALESCE((SELECT min(expires_at) {overdue}),"
+        " now() - $2::interval) WHERE name = 'expiry'",
+        upto,
+        grace,
     )
     return changed_rows(rows)

@@ -51,8 +51,8 @@ async def _apply_by_ids(
     if not keys:
         return set(), []
     singles = await connection.fetch(
-        f"SELECT u.idx, m.id FROM {_KEYS} JOIN messages m"
-        " ON m.carrier = u.carrier AND m.carrier_message_id = u.cid AND m.units = 1",
+        f"SELECT u.idx, r.message_id FROM {_KEYS} JOIN message_refs r"
+        " ON r.carrier = u.carrier AND r.carrier_message_id = u.cid",
         *_key_columns(keys),
     )
     # Most receipts are for single-part messages: only the rest are looked up as parts.
