@@ -143,3 +143,12 @@ async def test_while_one_sweeper_holds_the_mark_another_expires_nothing(
         await other.execute("SELECT 1 FROM sweep_marks WHERE name = 'expiry' FOR UPDATE")
         assert await _sweep(sessions) == []
     assert await _sweep(sessions) == ["msg_overdue"]
+
+
+async def test_a_missing_mark_is_an_error_not_a_sweep_that_never_runs(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with transaction(sessions) as connection:
+        await connection.execute("DELETE FROM sweep_marks")
+    with pytest.raises(RuntimeError, match="no mark"):
+        await _sweep(sessions)

@@ -117,7 +117,9 @@ async def expire_overdue(connection: Connection, grace: timedelta, limit: int) -
         "SELECT upto FROM sweep_marks WHERE name = 'expiry' FOR UPDATE SKIP LOCKED"
     )
     if upto is None:
-        return []
+        if not await connection.fetchval("SELECT 1 FROM sweep_marks WHERE name = 'expiry'"):
+            raise RuntimeError("the expiry sweep has no mark: migration 0005 creates it")
+        return []  # another sweeper holds it this round
     overdue = (
         "FROM messages WHERE expires_at >= $1 AND expires_at < now() - $2::interval"
         " AND submitted_at IS NULL AND status = 'queued'"
