@@ -19,6 +19,9 @@ from sqlalchemy.util import greenlet_spawn
 
 from libs.common.settings import CommonSettings
 
+# The asyncpg driver of a pooled connection, as `autocommit` and `transaction` yield it.
+Connection = Any
+
 
 def create_engine(
     settings: CommonSettings,
@@ -55,7 +58,7 @@ async def session_scope(sessions: async_sessionmaker[AsyncSession]) -> AsyncIter
 
 
 @asynccontextmanager
-async def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Any]:
+async def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Connection]:
     """A pooled connection's asyncpg driver, outside any transaction: each statement
     commits on its own.
 
@@ -82,14 +85,16 @@ async def autocommit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterato
 
 
 @asynccontextmanager
-async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Any]:
+async def transaction(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[Connection]:
     """The pooled connection's asyncpg driver inside one transaction: committed when the
     block succeeds, rolled back when it raises.
 
-    For the hot paths that write in sets (the sender's outcome flushes): a transaction of
-    three statements costs about half the CPU it costs through a session, which on a flush
-    per 50 ms of every sender is most of what the session adds. Statements take asyncpg's
-    `$n` parameters and return its records.
+    For the hot paths that write in sets (admissions, the sender's outcome flushes): a
+    transaction of three statements costs about half the CPU it costs through a session,
+    which on a flush per 50 ms of every sender is most of what the session adds.
+    Statements take asyncpg's `$n` parameters and return its records.
     """
     async with autocommit(sessions) as driver, driver.transaction():
         yield driver
@@ -114,10 +119,10 @@ def positional(sql: str) -> tuple[str, tuple[str, ...]]:
     return _NAMED.sub(number, sql), tuple(names)
 
 
-async def fetch_named(connection: Any, sql: str, parameters: Mapping[str, Any]) -> list[Any]:
+async def fetch_named(connection: Connection, sql: str, parameters: Mapping[str, Any]) -> list[Any]:
     """Run `sql`, written with `:name` parameters, on an asyncpg connection; its records."""
     statement, names = positional(sql)
-    return list(await connection.fetch(statement, *(parameters[name] for name in names)))
+    return await connection.fetch(statement, *(parameters[name] for name in names))
 
 
 def _connection_suspect(error: BaseException) -> bool:

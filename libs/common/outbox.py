@@ -26,7 +26,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 from sqlalchemy import insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from libs.common.db import autocommit, fetch_named, session_scope
+from libs.common.db import Connection, autocommit, fetch_named, session_scope
 from libs.common.logging import get_logger
 from libs.common.models import OutboxRow
 
@@ -126,7 +126,10 @@ async def enqueue(session: AsyncSession, messages: list[OutboxMessage]) -> None:
 
 
 async def stage(
-    connection: Any, messages: Sequence[OutboxMessage], *, lease: timedelta = STAGED_LEASE
+    connection: Connection,
+    messages: Sequence[OutboxMessage],
+    *,
+    lease: timedelta = STAGED_LEASE,
 ) -> list[Staged]:
     """Add messages claimed by this process, which publishes them once the caller commits
     (`publish_committed`); if it dies first, a relay publishes them after `lease`.
@@ -136,7 +139,7 @@ async def stage(
     if not messages:
         return []
     rows = await fetch_named(connection, _STAGE, stage_parameters(messages, lease))
-    return staged_rows(messages, ((row[0], row[1]) for row in rows))
+    return staged_rows(messages, rows)
 
 
 def stage_parameters(

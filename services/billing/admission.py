@@ -13,7 +13,7 @@ from typing import Any
 
 from libs.common.admission import Admission, AdmitResult
 from libs.common.amqp import Topology
-from libs.common.db import fetch_named
+from libs.common.db import Connection, fetch_named
 from libs.common.models import MessageStatus
 from libs.common.outbox import Staged, stage_parameters, stage_sql, staged_rows
 from libs.common.pricing import unit_price
@@ -125,7 +125,7 @@ def message_ids_for(batch_id: str, count: int) -> list[str]:
 
 
 async def admit_for_wallet(
-    connection: Any,
+    connection: Connection,
     settings: BillingSettings,
     topology: Topology,
     wallet_id: str,
@@ -200,7 +200,7 @@ async def admit_for_wallet(
 
 
 async def _existing_batches(
-    connection: Any, admissions: Sequence[Admission]
+    connection: Connection, admissions: Sequence[Admission]
 ) -> dict[str, AdmitResult]:
     """Batches an earlier attempt already admitted, answered as they were.
 
@@ -231,7 +231,7 @@ async def _existing_batches(
 
 
 async def _write(
-    connection: Any,
+    connection: Connection,
     settings: BillingSettings,
     topology: Topology,
     accepted: Accepted,
@@ -299,7 +299,7 @@ def _message_columns(
 
 
 async def _copy_messages(
-    connection: Any,
+    connection: Connection,
     settings: BillingSettings,
     accepted: Accepted,
     messages: Sequence[AcceptedMessage],

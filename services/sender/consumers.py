@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.admission import SendJob
-from libs.common.db import transaction
+from libs.common.db import autocommit
 from libs.common.logging import get_logger
 from libs.common.outbox import PUBLISH_ATTEMPT
 from services.sender import store
@@ -55,7 +55,7 @@ class JobConsumer:
         attempt = (message.headers or {}).get(PUBLISH_ATTEMPT, 1)
         if message.redelivered or not isinstance(attempt, int) or attempt > 1:
             try:
-                async with transaction(self._sessions) as connection:
+                async with autocommit(self._sessions) as connection:
                     states = await store.message_states(connection, [m.id for m in job.messages])
             except Exception:
                 log.exception("sender.job_state_failed", job_id=job.job_id)
@@ -117,7 +117,7 @@ class JobConsumer:
     async def _recover_receipts(self, carrier: str, held: list[Work]) -> None:
         """Receipts parked while no process knew these messages may prove they were sent."""
         try:
-            async with transaction(self._sessions) as connection:
+            async with autocommit(self._sessions) as connection:
                 parked = await store.take_parked_for(
                     connection, [(carrier, w.message.recipient) for w in held]
                 )

@@ -9,10 +9,11 @@ from typing import Any
 import orjson
 
 from libs.common.amqp import Topology
+from libs.common.db import Connection
 from libs.common.events import EVENT_FOR_STATUS, utcnow
 from libs.common.ids import ulid
-from libs.common.outbox import SENDER, OutboxMessage
-from services.sender.store import Changed, Connection
+from libs.common.outbox import SENDER, OutboxMessage, Staged, stage
+from services.sender.store import Changed
 
 
 async def status_events(
@@ -72,3 +73,14 @@ async def status_events(
         )
         for event_type, events in by_type.items()
     ]
+
+
+async def stage_status_events(
+    connection: Connection,
+    topology: Topology,
+    changed: Sequence[Changed],
+    request_ids: Mapping[str, str | None] | None = None,
+) -> list[Staged]:
+    """`status_events`, staged in the caller's transaction for this process to publish
+    once it commits."""
+    return await stage(connection, await status_events(connection, topology, changed, request_ids))

@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from libs.common.amqp import Topology
 from libs.common.db import transaction
 from libs.common.logging import get_logger
-from libs.common.outbox import OutboxRelay, stage
+from libs.common.outbox import OutboxRelay
 from services.sender import store
-from services.sender.events import status_events
+from services.sender.events import stage_status_events
 from services.sender.settings import SenderSettings
 
 log = get_logger(__name__)
@@ -27,7 +27,7 @@ async def sweep_once(
     """Expire one batch of overdue queued messages (billing refunds them on the event)."""
     async with transaction(sessions) as connection:
         expired = await store.expire_overdue(connection, settings.expiry_grace, SWEEP_LIMIT)
-        staged = await stage(connection, await status_events(connection, topology, expired))
+        staged = await stage_status_events(connection, topology, expired)
         pruned = await store.prune_parked(connection, settings.pending_receipt_ttl)
     relay.publish_committed(staged)
     if expired or pruned:

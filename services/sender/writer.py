@@ -16,13 +16,13 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.amqp import Topology
-from libs.common.db import transaction
+from libs.common.db import Connection, transaction
 from libs.common.logging import get_logger
-from libs.common.outbox import OutboxRelay, Staged, stage
+from libs.common.outbox import OutboxRelay, Staged
 from services.sender import store
-from services.sender.events import status_events
+from services.sender.events import stage_status_events
 from services.sender.receipts import Receipt
-from services.sender.store import Changed, Connection, ReceiptUpdate
+from services.sender.store import Changed, ReceiptUpdate
 from services.sender.work import Registry, Work
 
 log = get_logger(__name__)
@@ -369,5 +369,4 @@ class OutcomeWriter:
         """Stage the events: published by this process as soon as the flush commits. The
         request ids of `works`' sends come from their jobs rather than the database."""
         known = {work.message.batch_id: work.text.request_id for work in works}
-        events = await status_events(connection, self._topology, changed, known)
-        return await stage(connection, events)
+        return await stage_status_events(connection, self._topology, changed, known)

@@ -16,12 +16,11 @@ from services.sender.store.receipts import (
     settle_parked,
     take_parked_for,
 )
-from services.sender.store.rows import INDEX_PLANS, Changed, Connection, ReceiptUpdate
+from services.sender.store.rows import INDEX_PLANS, Changed, ReceiptUpdate
 
 __all__ = [
     "INDEX_PLANS",
     "Changed",
-    "Connection",
     "ReceiptUpdate",
     "apply_receipts",
     "due_parked",

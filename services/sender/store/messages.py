@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from services.sender.store.rows import QUEUED, RETURNED, Changed, Connection, changed_rows
+from libs.common.db import Connection
+from services.sender.store.rows import QUEUED, RETURNED, Changed, changed_rows
 
 
 async def message_states(connection: Connection, ids: Sequence[str]) -> dict[str, str]:

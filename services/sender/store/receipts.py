@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from libs.common.db import Connection
 from services.sender.receipts import Receipt, id_candidates
-from services.sender.store.rows import RETURNED, Changed, Connection, ReceiptUpdate, changed_rows
+from services.sender.store.rows import RETURNED, Changed, ReceiptUpdate, changed_rows
 
 # The receipts named by (carrier, carrier id, index among the receipts): $1, $2, $3.
 _KEYS = "unnest($1::text[], $2::text[], $3::int[]) AS u(carrier, cid, idx)"

@@ -7,14 +7,12 @@ from typing import Any, NamedTuple
 
 from services.sender.receipts import Receipt
 
-# The sender's statements run on the asyncpg driver itself (`libs.common.db.transaction`).
-Connection = Any
-
 # Every statement of the sender reaches messages through an index (by id, by expiry;
-# receipts through `message_refs`). Statistics taken while nearly every message was delivered say
-# one message is queued or sent; a campaign makes 100k of them before autoanalyze runs,
-# and the planner then joined every queued message with every id of a flush: 8-30 s
-# per update instead of 8 ms. Without sequential scans it probes the primary key.
+# receipts through `message_refs`). Statistics taken while nearly every message was
+# delivered say one message is queued or sent; a campaign makes 100k of them before
+# autoanalyze runs, and the planner then joined every queued message with every id of a
+# flush: 8-30 s per update instead of 8 ms. Without sequential scans it probes the
+# primary key.
 INDEX_PLANS = {"enable_seqscan": "off"}
 
 # The state a transition leaves, as an array parameter: one prepared statement serves
