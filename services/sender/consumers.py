@@ -112,20 +112,11 @@ class JobConsumer:
             return
         for work in fresh:
             scheduler.hold(work)
-        await self._recover_receipts(job.carrier, fresh)
-
-    async def _recover_receipts(self, carrier: str, held: list[Work]) -> None:
-        """Receipts parked while no process knew these messages may prove they were sent."""
+        # Receipts parked while no process knew these messages may prove they were sent.
         try:
-            async with autocommit(self._sessions) as connection:
-                parked = await store.take_parked_for(
-                    connection, [(carrier, w.message.recipient) for w in held]
-                )
+            await self._writer.recover_parked(job.carrier, [w.message.recipient for w in fresh])
         except Exception:
-            log.exception("sender.recover_receipts_failed", carrier=carrier)
-            return
-        for update in parked:
-            self._writer.receipt(update.carrier, update.receipt, update.status)
+            log.exception("sender.recover_receipts_failed", carrier=job.carrier)
 
 
 def _ack_soon(message: AbstractIncomingMessage, job_id: str) -> None:

@@ -101,6 +101,9 @@ class CarrierScheduler:
             self._held.pop(match.message.recipient, None)
         return match
 
+    def held_recipients(self) -> list[str]:
+        return list(self._held)
+
     def unclaim(self, work: Work) -> None:
         self._held.setdefault(work.message.recipient, []).append(work)
         asyncio.get_running_loop().call_later(self._hold_seconds, self._release, work)

@@ -16,7 +16,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.amqp import Topology
-from libs.common.db import Connection, transaction
+from libs.common.db import Connection, autocommit, transaction
 from libs.common.logging import get_logger
 from libs.common.outbox import OutboxRelay, Staged
 from services.sender import store
@@ -37,6 +37,9 @@ class Adopter(Protocol):
 
     def unclaim(self, work: Work) -> None:
         """Put a claimed message back on hold (its transaction did not commit)."""
+
+    def held_recipients(self) -> list[str]:
+        """The handsets of the messages on hold."""
 
 
 @dataclass(eq=False, slots=True)
@@ -198,14 +201,35 @@ class OutcomeWriter:
             self._delay = min(max(self._delay * 2, 0.1), 5.0)
 
     async def rematch_forever(self, interval: float = 0.5) -> None:
-        """Match parked receipts again as their messages' submits get stored."""
+        """Match parked receipts again as their messages' submits get stored, and look
+        among them for the receipts of the messages this process holds."""
         while True:
             await asyncio.sleep(interval)
             try:
                 while await self.rematch_parked() >= REMATCH_BATCH:
                     pass
+                for carrier, adopter in self._adopters.items():
+                    await self.recover_parked(carrier, adopter.held_recipients())
             except Exception as error:  # noqa: BLE001 — tried again next round
                 log.warning("sender.rematch_failed", error=repr(error))
+
+    async def recover_parked(self, carrier: str, recipients: Iterable[str]) -> None:
+        """Take the receipts parked for these handsets of `carrier` into the next flush,
+        where they may prove held messages sent.
+
+        A receipt for a message another process submitted before it died is parked by
+        whichever process's bind it reaches, and any process's `rematch_parked` may take
+        it while it is due, backing it off each time it matches nothing there. The held
+        messages it can prove sent are only in this process, so this process looks for
+        it itself, whenever it holds any, instead of waiting for its turn to come round.
+        """
+        keys = [(carrier, recipient) for recipient in recipients]
+        if not keys:
+            return
+        async with autocommit(self._sessions) as connection:
+            parked = await store.take_parked_for(connection, keys)
+        for update in parked:
+            self.receipt(update.carrier, update.receipt, update.status)
 
     async def rematch_parked(self) -> int:
         """One round over the parked receipts that are due; returns how many were due."""
