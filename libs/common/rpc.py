@@ -77,11 +77,15 @@ class RpcClient:
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
         try:
-            try:
-                channel = await asyncio.wait_for(self._ensure_channel(), timeout=timeout)
-            except Exception as error:
-                self._channel = None
-                raise RpcUnavailable(repr(error)) from error
+            channel = self._channel
+            if channel is None or channel.is_closed:
+                # Only a missing channel is waited for: `wait_for` runs its coroutine as a
+                # task, one more turn of a busy event loop before every request went out.
+                try:
+                    channel = await asyncio.wait_for(self._ensure_channel(), timeout=timeout)
+                except Exception as error:
+                    self._channel = None
+                    raise RpcUnavailable(repr(error)) from error
             try:
                 await channel.default_exchange.publish(
                     aio_pika.Message(
