@@ -16,7 +16,7 @@ from libs.common.errors import DomainError
 from libs.common.outbox import BILLING, OutboxRelay
 from libs.common.settings import CommonSettings
 from services.admin import service
-from services.billing.ledger import ledger_mismatches
+from services.billing.ledger import ledger_mismatches, unbatched_messages
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     adjust.add_argument("--wallet", required=True)
     adjust.add_argument("--amount", type=int, required=True, help="UGX; negative to debit")
     adjust.add_argument("--description", required=True)
-    admin.add_parser("check-ledger", help="every wallet's balance equals its ledger's sum")
+    admin.add_parser(
+        "check-ledger",
+        help="every wallet's balance equals its ledger's sum; every message has its batch",
+    )
     db = top.add_parser("db", help="database schema").add_subparsers(dest="command", required=True)
     db.add_parser("upgrade", help="apply every migration")
     return parser
@@ -133,8 +136,16 @@ async def _run(args: argparse.Namespace, settings: CommonSettings) -> int:
         mismatches = await _with_session(settings, ledger_mismatches)
         for wallet_id, balance, total in mismatches:
             print(f"MISMATCH {wallet_id}: balance {balance}, ledger sum {total}")
-        print("ledger ok" if not mismatches else f"{len(mismatches)} wallet(s) do not balance")
-        return 1 if mismatches else 0
+        unbatched = await _with_session(settings, unbatched_messages)
+        for message_id, batch_id in unbatched:
+            print(f"UNBATCHED {message_id}: batch {batch_id} missing or of another wallet")
+        if mismatches:
+            print(f"{len(mismatches)} wallet(s) do not balance")
+        if unbatched:
+            print(f"messages without their batch (first {len(unbatched)} shown)")
+        if not mismatches and not unbatched:
+            print("ledger ok")
+        return 1 if mismatches or unbatched else 0
     return 0
 
 

@@ -142,3 +142,19 @@ async def ledger_mismatches(session: AsyncSession) -> list[tuple[str, int, int]]
         )
     )
     return [(r[0], int(r[1]), int(r[2])) for r in rows]
+
+
+async def unbatched_messages(session: AsyncSession, limit: int = 100) -> list[tuple[str, str]]:
+    """Messages without their batch, or with the batch of another wallet: (message, batch).
+
+    Nothing but admission writes messages, in the transaction that writes their batch, so
+    there should be none; the table has no foreign key to say so (migration 0006).
+    """
+    rows = await session.execute(
+        text(
+            "SELECT m.id, m.batch_id FROM messages m LEFT JOIN batches b ON b.id = m.batch_id"
+            " WHERE b.id IS NULL OR b.wallet_id <> m.wallet_id ORDER BY m.id LIMIT :limit"
+        ),
+        {"limit": limit},
+    )
+    return [(r[0], r[1]) for r in rows]

@@ -25,7 +25,7 @@ from libs.common.db import create_engine, create_sessionmaker, session_scope
 from libs.common.migrations import upgrade
 from libs.common.settings import CommonSettings
 from services.admin import service
-from services.billing.ledger import ledger_mismatches
+from services.billing.ledger import ledger_mismatches, unbatched_messages
 from tests.infra import (
     Servers,
     create_database,
@@ -123,7 +123,9 @@ class Platform:
             return list((await session.execute(text(sql), params)).all())
 
     async def ledger_mismatches(self) -> list[tuple[str, int, int]]:
+        """Wallets that do not balance; fails at once if a message lacks its batch."""
         async with session_scope(self.sessions) as session:
+            assert await unbatched_messages(session) == []
             return await ledger_mismatches(session)
 
     @contextmanager

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import text
+
+from libs.common.db import session_scope
 from tests.platform.client import Customer, eventually
 from tests.platform.conftest import Platform
 
@@ -136,6 +139,46 @@ async def test_balance_and_price_follow_negotiated_and_volume_prices(
     )
     assert reply.body["costPerSms"] == 30
     assert (await customer.send("Negotiated", "0772123456")).body["cost"] == 30
+    assert await platform.ledger_mismatches() == []
+
+
+async def test_check_ledger_reports_a_message_without_its_batch(
+    platform: Platform, customer: Customer
+) -> None:
+    """Messages have no foreign key to their batch; the ledger check stands in for it."""
+    sent = await customer.send("Checked", "0772123456")
+    env = {**os.environ, **platform.config.env()}
+
+    def check() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "services.admin.cli", "admin", "check-ledger"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    ok = await asyncio.to_thread(check)
+    assert (ok.returncode, ok.stdout.strip()) == (0, "ledger ok")
+    message_id = sent.body["messages"][0]["id"] + "orphan"
+    async with session_scope(platform.sessions) as session:
+        await session.execute(
+            text(
+                "INSERT INTO messages (id, batch_id, wallet_id, recipient, carrier, units, cost,"
+                " status, parts_done, expires_at, created_at, updated_at)"
+                " SELECT :id, 'bat_missing', wallet_id, recipient, carrier, units, cost,"
+                " 'failed', parts_done, expires_at, created_at, updated_at"
+                " FROM messages WHERE id = :sent"
+            ),
+            {"id": message_id, "sent": sent.body["messages"][0]["id"]},
+        )
+    try:
+        found = await asyncio.to_thread(check)
+        assert found.returncode == 1
+        assert f"UNBATCHED {message_id}: batch bat_missing" in found.stdout
+    finally:
+        async with session_scope(platform.sessions) as session:
+            await session.execute(text("DELETE FROM messages WHERE id = :id"), {"id": message_id})
     assert await platform.ledger_mismatches() == []
 
 

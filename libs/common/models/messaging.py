@@ -76,7 +76,8 @@ class Message(Base):
     )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)
-    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), nullable=False)
+    # No foreign key: see migration 0006. `wesendall admin check-ledger` checks the link.
+    batch_id: Mapped[str] = mapped_column(Text, nullable=False)
     wallet_id: Mapped[str] = mapped_column(Text, nullable=False)
     recipient: Mapped[str] = mapped_column(Text, nullable=False)
     carrier: Mapped[str] = mapped_column(Text, nullable=False)
