@@ -34,6 +34,16 @@ class TokenBucket:
         """Sends per second; 0 when unlimited."""
         return 1.0 / self._interval if self._interval else 0.0
 
+    def open(self) -> bool:
+        """Whether a caller may go now without waiting: unlimited, not paused, nobody queued.
+
+        A caller that finds it open skips `acquire` and its lock, which an unpaced bind
+        would otherwise take once per submit.
+        """
+        return (
+            not self._interval and not self._lock.locked() and self._paused_until <= self._clock()
+        )
+
     async def acquire(self) -> None:
         """Wait for this caller's send slot and for any pause to end."""
         async with self._lock:

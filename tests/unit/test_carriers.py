@@ -122,6 +122,22 @@ async def test_token_bucket_serves_callers_in_arrival_order() -> None:
     assert order == list(range(10))
 
 
+async def test_only_an_unlimited_bucket_nobody_waits_on_is_open() -> None:
+    """`open` lets a caller skip `acquire`: never while paced, paused, or queued for."""
+    now = [100.0]
+    unlimited = TokenBucket(rate=0, clock=lambda: now[0])
+    assert unlimited.open()
+    unlimited.pause(0.5)
+    assert not unlimited.open()
+    waiter = asyncio.ensure_future(unlimited.acquire())  # holds the lock while paused
+    await asyncio.sleep(0)
+    now[0] += 1.0
+    assert not unlimited.open()  # the pause is over, but a caller is still queued
+    await asyncio.wait_for(waiter, timeout=2)
+    assert unlimited.open()
+    assert not TokenBucket(rate=1000).open()
+
+
 def test_token_bucket_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         TokenBucket(rate=-1)

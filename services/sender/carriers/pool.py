@@ -113,10 +113,16 @@ class CarrierPool:
         await asyncio.gather(*(link.close() for link in self._links))
 
     def _pick(self) -> PooledLink | None:
-        ready = [link for link in self._links if link.is_up() and link.can_submit]
-        if not ready:
-            return None
-        # Ties go round-robin so an idle pool still spreads its traffic over every bind.
-        turn = next(self._turn)
-        order = {id(link): (index - turn) % len(ready) for index, link in enumerate(ready)}
-        return min(ready, key=lambda link: (link.outstanding, order[id(link)]))
+        # Ties go round-robin so an idle pool still spreads its traffic over every bind:
+        # the search starts one link further each time and keeps the first of the least
+        # loaded. (Called once per submit: no lists or keys built.)
+        links = self._links
+        count = len(links)
+        start = next(self._turn) % count
+        best: PooledLink | None = None
+        for offset in range(count):
+            link = links[(start + offset) % count]
+            ready = link.can_submit and link.is_up()
+            if ready and (best is None or link.outstanding < best.outstanding):
+                best = link
+        return best

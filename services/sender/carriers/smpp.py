@@ -137,10 +137,12 @@ class SmppBind:
         if not self.can_submit:
             return SubmitOutcome(SubmitKind.TRANSIENT, [], NO_RESPONSE, "ESME_RINVBNDSTS")
         # Checked before anything is sent, so a bad part never leaves a message half sent.
-        digits = "".join(ch for ch in destination if ch in string.digits)
+        digits = destination.removeprefix("+")
+        if not (digits.isascii() and digits.isdigit()):
+            digits = "".join(ch for ch in destination if ch in string.digits)
         if not digits or len(digits) > MAX_ADDRESS_DIGITS:
             return _refused("ESME_RINVDSTADR")
-        if any(len(part) > MAX_SHORT_MESSAGE for part in parts):
+        if max(map(len, parts)) > MAX_SHORT_MESSAGE:
             return _refused("ESME_RINVMSGLEN")
         validity_period = relative_validity(validity) if validity is not None else ""
         message_ids: list[str] = []
@@ -194,10 +196,11 @@ class SmppBind:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.response_timeout
         while True:
-            if not await self.wait_up(deadline - loop.time()):
+            if not self._up.is_set() and not await self.wait_up(deadline - loop.time()):
                 return SubmitOutcome(SubmitKind.TRANSIENT, [], NO_RESPONSE, "not_bound")
             async with self._window:
-                await self._bucket.acquire()
+                if not self._bucket.open():
+                    await self._bucket.acquire()
                 session = self._session
                 if session is None or not session.connection.is_open:
                     continue  # dropped while we queued; nothing was sent, wait for the rebind
