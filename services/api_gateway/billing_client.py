@@ -92,24 +92,17 @@ class BillingClient:
         try:
             results = await self._call(self._queue, [w.admission for w in batch])
         except Exception as error:  # noqa: BLE001 — every waiter gets the same error
-            self._release(batch)
             for waiting in batch:
                 if not waiting.future.done():
                     waiting.future.set_exception(error)
-            return
-        self._release(batch)
-        # One turn of the event loop lets the next RPC reach the broker before the answered
-        # requests wake: their replies would otherwise write first, and billing would wait.
-        await asyncio.sleep(0)
-        for waiting, result in zip(batch, results, strict=True):
-            if not waiting.future.done():
-                waiting.future.set_result(result)
-
-    def _release(self, batch: list[_Waiting]) -> None:
-        """Free the batch's slot and wallets and send what waits for them."""
-        self._busy.difference_update(w.admission.wallet_id for w in batch)
-        self._slots += 1
-        self._dispatch()
+        else:
+            for waiting, result in zip(batch, results, strict=True):
+                if not waiting.future.done():
+                    waiting.future.set_result(result)
+        finally:
+            self._busy.difference_update(w.admission.wallet_id for w in batch)
+            self._slots += 1
+            self._dispatch()
 
     async def _call(self, queue: str, admissions: list[Admission]) -> list[AdmitResult]:
         request = AdmitRequest(admissions=admissions, deadline=time.time() + self._timeout)
