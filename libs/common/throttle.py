@@ -37,8 +37,8 @@ class TokenBucket:
     def open(self) -> bool:
         """Whether a caller may go now without waiting: unlimited, not paused, nobody queued.
 
-        A caller that finds it open skips `acquire` and its lock, which an unpaced bind
-        would otherwise take once per submit.
+        `acquire` then returns at once, without its lock: an unpaced bind would otherwise
+        take it once per submit.
         """
         return (
             not self._interval and not self._lock.locked() and self._paused_until <= self._clock()
@@ -46,6 +46,8 @@ class TokenBucket:
 
     async def acquire(self) -> None:
         """Wait for this caller's send slot and for any pause to end."""
+        if self.open():
+            return
         async with self._lock:
             while True:
                 now = self._clock()

@@ -196,11 +196,10 @@ class SmppBind:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.response_timeout
         while True:
-            if not self._up.is_set() and not await self.wait_up(deadline - loop.time()):
+            if not await self.wait_up(deadline - loop.time()):
                 return SubmitOutcome(SubmitKind.TRANSIENT, [], NO_RESPONSE, "not_bound")
             async with self._window:
-                if not self._bucket.open():
-                    await self._bucket.acquire()
+                await self._bucket.acquire()
                 session = self._session
                 if session is None or not session.connection.is_open:
                     continue  # dropped while we queued; nothing was sent, wait for the rebind
