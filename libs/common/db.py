@@ -125,6 +125,11 @@ async def fetch_named(connection: Connection, sql: str, parameters: Mapping[str,
     return await connection.fetch(statement, *(parameters[name] for name in names))
 
 
+def rows_affected(status: str) -> int:
+    """The row count of an asyncpg command status: "DELETE 3", "INSERT 0 5", "UPDATE 2"."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
 def _connection_suspect(error: BaseException) -> bool:
     """Whether the connection may be unusable after `error`: lost, shut down by the server,
     or cut off mid-statement (cancelled, timed out). A statement the server refused, or a

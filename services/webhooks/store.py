@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import RowMapping, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.common.db import rows_affected
 from libs.common.events import Event
 from libs.common.ids import new_id
 from libs.common.webhooks import PING, payload, wants
@@ -82,7 +83,7 @@ async def create_deliveries(connection: Any, raw: Sequence[dict[str, Any]]) -> i
         return 0
     columns = map(list, zip(*rows, strict=True))
     status = await connection.execute(_INSERT_DELIVERIES, *columns)
-    return int(status.rsplit(" ", 1)[-1])  # "INSERT 0 <rows>"
+    return rows_affected(status)
 
 
 async def claim_due(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from libs.common.db import positional
+from libs.common.db import positional, rows_affected
 
 
 def test_names_are_numbered_in_order_of_first_use_and_reused() -> None:
@@ -19,3 +19,9 @@ def test_casts_times_and_quoted_colons_are_left_alone() -> None:
 
 def test_a_statement_without_parameters_is_unchanged() -> None:
     assert positional("SELECT 1") == ("SELECT 1", ())
+
+
+def test_rows_affected_reads_the_count_of_any_command_status() -> None:
+    assert rows_affected("DELETE 3") == 3
+    assert rows_affected("INSERT 0 5") == 5
+    assert rows_affected("UPDATE 0") == 0

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from libs.common.db import Connection
+from libs.common.db import Connection, rows_affected
 from services.sender.receipts import Receipt, id_candidates
 from services.sender.store.rows import RETURNED, Changed, ReceiptUpdate, changed_rows
 
@@ -235,4 +235,4 @@ async def prune_parked(connection: Connection, ttl: timedelta) -> int:
     status = await connection.execute(
         "DELETE FROM pending_receipts WHERE received_at < now() - $1::interval", ttl
     )
-    return int(status.rsplit(" ", 1)[-1])  # "DELETE <rows>"
+    return rows_affected(status)
