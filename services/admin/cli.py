@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.amqp import Topology, connect
 from libs.common.db import create_engine, create_sessionmaker, session_scope
@@ -72,6 +73,13 @@ async def _with_session(settings: CommonSettings, action: Callable[[Any], Awaita
         await engine.dispose()
 
 
+async def _check_ledger(
+    session: AsyncSession,
+) -> tuple[list[tuple[str, int, int]], list[tuple[str, str]]]:
+    """Wallets that do not balance, and messages without their batch, in one session."""
+    return await ledger_mismatches(session), await unbatched_messages(session)
+
+
 async def _publish_outbox(settings: CommonSettings) -> None:
     """Publish what the command queued now; if the broker is away, billing's relay will."""
     engine = create_engine(settings, "wesendall-cli")
@@ -133,10 +141,9 @@ async def _run(args: argparse.Namespace, settings: CommonSettings) -> int:
         )
         print(f"{args.wallet}: balance UGX {balance}")
     elif args.command == "check-ledger":
-        mismatches = await _with_session(settings, ledger_mismatches)
+        mismatches, unbatched = await _with_session(settings, _check_ledger)
         for wallet_id, balance, total in mismatches:
             print(f"MISMATCH {wallet_id}: balance {balance}, ledger sum {total}")
-        unbatched = await _with_session(settings, unbatched_messages)
         for message_id, batch_id in unbatched:
             print(f"UNBATCHED {message_id}: batch {batch_id} missing or of another wallet")
         if mismatches:
