@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -121,6 +123,18 @@ class Platform:
     async def rows(self, sql: str, **params: Any) -> list[Any]:
         async with session_scope(self.sessions) as session:
             return list((await session.execute(text(sql), params)).all())
+
+    async def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run the admin CLI against this platform; with `check`, it must exit 0."""
+        return await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "services.admin.cli", *args],
+            env={**os.environ, **self.config.env()},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=check,
+        )
 
     async def ledger_mismatches(self) -> list[tuple[str, int, int]]:
         """Wallets that do not balance; fails at once if a message lacks its batch."""

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from datetime import datetime
 
 from tests.platform.client import Customer, basic, eventually
@@ -50,23 +47,11 @@ async def test_unknown_key_and_wrong_secret_are_invalid(customer: Customer) -> N
     )
 
 
-def _cli(platform: Platform, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **platform.config.env()}
-    return subprocess.run(
-        [sys.executable, "-m", "services.admin.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-
-
 async def test_a_revoked_key_is_refused_at_once_even_from_the_cache(
     platform: Platform, customer: Customer
 ) -> None:
     assert await _balance_with(customer, True) == (200, None)  # now in the fast path
-    await asyncio.to_thread(_cli, platform, "admin", "revoke-key", "--key", customer.api_key)
+    await platform.cli("admin", "revoke-key", "--key", customer.api_key)
 
     async def refused() -> bool:
         return await _balance_with(customer, True) == (401, "key_revoked")

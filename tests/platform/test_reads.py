@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
@@ -116,24 +112,7 @@ async def test_balance_and_price_follow_negotiated_and_volume_prices(
     after = await customer.send("Tier price", "0772123456")
     assert (after.body["cost"], after.body["messages"][0]["cost"]) == (32, 32)
 
-    env = {**os.environ, **platform.config.env()}
-    await asyncio.to_thread(
-        subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "services.admin.cli",
-            "admin",
-            "set-price",
-            "--wallet",
-            customer.wallet_id,
-            "--price",
-            "30",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    await platform.cli("admin", "set-price", "--wallet", customer.wallet_id, "--price", "30")
     reply = await customer.request(
         "GET", "/api/v1/account/balance", params={"walletId": customer.wallet_id}
     )
@@ -147,18 +126,7 @@ async def test_check_ledger_reports_a_message_without_its_batch(
 ) -> None:
     """Messages have no foreign key to their batch; the ledger check stands in for it."""
     sent = await customer.send("Checked", "0772123456")
-    env = {**os.environ, **platform.config.env()}
-
-    def check() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "services.admin.cli", "admin", "check-ledger"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    ok = await asyncio.to_thread(check)
+    ok = await platform.cli("admin", "check-ledger", check=False)
     assert (ok.returncode, ok.stdout.strip()) == (0, "ledger ok")
     message_id = sent.body["messages"][0]["id"] + "orphan"
     async with session_scope(platform.sessions) as session:
@@ -173,7 +141,7 @@ async def test_check_ledger_reports_a_message_without_its_batch(
             {"id": message_id, "sent": sent.body["messages"][0]["id"]},
         )
     try:
-        found = await asyncio.to_thread(check)
+        found = await platform.cli("admin", "check-ledger", check=False)
         assert found.returncode == 1
         assert f"UNBATCHED {message_id}: batch bat_missing" in found.stdout
     finally:

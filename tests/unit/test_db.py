@@ -1,4 +1,4 @@
-"""Named parameters turned into asyncpg's numbered ones, for statements shared with sessions."""
+"""libs.common.db's asyncpg helpers: named parameters numbered, command statuses read."""
 
 from __future__ import annotations
 
