@@ -9,8 +9,10 @@ Prints a table, then the results as one JSON object
 writes that object to `bench/results/latest.json`. Progress goes to stderr.
 
 Phases:
-  ceiling   a bare aiohttp app (`bench/ceiling.py`) under the same load: the requests/s
-            every other throughput is also shown as a fraction of.
+  ceiling   a bare aiohttp app (`bench/ceiling.py`) on uvloop under the same load: the
+            requests/s every other throughput is also shown as a fraction of. Then the
+            same app on asyncio's own loop, the plain aiohttp figure outside references
+            quote, which shows how fast the machine runs during this benchmark.
   single    POST /api/v1/sms/send, one random MTN/Airtel number each, at fixed concurrency:
             202s/s, latency, the carrier's submit_sm/s in the same window, the backlog
             at its close and how long the carrier took to receive the rest, and a check

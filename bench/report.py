@@ -30,7 +30,10 @@ CPU_COLUMNS = (
 
 def add_ratios(results: dict[str, Any]) -> None:
     """Each throughput as a fraction of the ceiling's requests/s."""
-    base = (results.get("ceiling") or {}).get("requests_per_s")
+    ceiling = results.get("ceiling") or {}
+    base = ceiling.get("requests_per_s")
+    if plain := ceiling.get("asyncio_loop"):
+        plain["requests_per_s_vs_ceiling"] = ratio(plain["requests_per_s"], base)
     single = results.get("single")
     if single:
         single["accepted_per_s_vs_ceiling"] = ratio(single["accepted_per_s"], base)
@@ -122,11 +125,21 @@ def _drained(drained: bool) -> str:
 
 
 def _ceiling_rows(ceiling: dict[str, Any]) -> list[Row]:
-    return [
+    rows = [
         ("requests/s", _num(ceiling["requests_per_s"]), "1.000"),
         ("latency p50 / p99 / max ms", _trio(ceiling["latency"]), ""),
         ("failures", _failures(ceiling["statuses"], ceiling["errors"], "200"), ""),
     ]
+    if plain := ceiling.get("asyncio_loop"):
+        rows += [
+            (
+                "on asyncio's own loop, requests/s",
+                _num(plain["requests_per_s"]),
+                _num(ratio(plain["requests_per_s"], ceiling["requests_per_s"]), 3),
+            ),
+            ("  failures", _failures(plain["statuses"], plain["errors"], "200"), ""),
+        ]
+    return rows
 
 
 def _single_rows(single: dict[str, Any], cores: int | None) -> list[Row]:

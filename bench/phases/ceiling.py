@@ -23,17 +23,32 @@ from tests.infra import free_port
 
 
 async def run_ceiling(ctx: Context) -> dict[str, Any]:
-    """Requests/s and latency of `bench.ceiling` at the single-send concurrency."""
+    """Requests/s and latency of `bench.ceiling` at the single-send concurrency, on uvloop
+    (the platform's loop, the yardstick) and then on asyncio's own loop, the plain aiohttp
+    handler that outside figures usually mean: together they show how fast the machine is
+    running during this benchmark."""
+    summary = await _measure(ctx, "uvloop")
+    plain = await _measure(ctx, "asyncio")
+    summary["asyncio_loop"] = {
+        key: plain[key] for key in ("requests_per_s", "requests", "latency", "statuses", "errors")
+    }
+    return summary
+
+
+async def _measure(ctx: Context, loop: str) -> dict[str, Any]:
     options = ctx.options
     port = free_port()
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.ceiling", "--port", str(port), cwd=ROOT
+        sys.executable, "-m", "bench.ceiling", "--port", str(port), "--loop", loop, cwd=ROOT
     )
     ctx.monitor.pids["ceiling"] = server.pid
     url = f"http://127.0.0.1:{port}/"
     try:
         await asyncio.to_thread(_wait_answering, url, 20.0)
-        progress(f"ceiling: {options.ceiling_seconds:.0f}s at concurrency {options.concurrency}")
+        progress(
+            f"ceiling on {loop}: {options.ceiling_seconds:.0f}s"
+            f" at concurrency {options.concurrency}"
+        )
         load = await start_load(
             ctx,
             {

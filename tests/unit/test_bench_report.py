@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bench import otp
-from bench.report import add_cpu_costs, table
+from bench.report import add_cpu_costs, add_ratios, table
 
 
 def _results(**phases: Any) -> dict[str, Any]:
@@ -63,6 +63,24 @@ def test_a_campaign_adds_its_accepting_and_draining_stretches() -> None:
     add_cpu_costs(results)
     assert campaign["cpu_ms_per_recipient"] == pytest.approx(0.216)
     assert campaign["cpu_bound_recipients_per_s"] == pytest.approx(2000 / 0.216, abs=0.1)
+
+
+def test_the_plain_asyncio_ceiling_is_shown_beside_the_uvloop_one() -> None:
+    window = {"latency": {}, "statuses": {"200": 100}, "errors": {}}
+    ceiling = {
+        "concurrency": 64,
+        "window_s": 10.0,
+        "requests_per_s": 16000.0,
+        "cpu": None,
+        **window,
+        "asyncio_loop": {"requests_per_s": 12000.0, **window},
+    }
+    results = _results(ceiling=ceiling, single=_single(None))
+    add_ratios(results)
+    assert ceiling["asyncio_loop"]["requests_per_s_vs_ceiling"] == pytest.approx(0.75)
+    assert results["single"]["accepted_per_s_vs_ceiling"] == pytest.approx(0.062)  # 3 places
+    line = next(row for row in table(results).splitlines() if "asyncio's own loop" in row)
+    assert "12,000" in line and "0.750" in line
 
 
 def test_no_cost_is_claimed_without_a_cpu_measurement() -> None:
