@@ -16,13 +16,14 @@ from libs.common.outbox import SENDER, OutboxMessage, Staged, stage
 from services.sender.store import Changed
 
 
-async def status_events(
+async def stage_status_events(
     connection: Connection,
     topology: Topology,
     changed: Sequence[Changed],
     request_ids: Mapping[str, str | None] | None = None,
-) -> list[OutboxMessage]:
-    """One event per change, carrying the request id of the send that created the message.
+) -> list[Staged]:
+    """One event per change, carrying the request id of the send that created the message,
+    staged in the caller's transaction for this process to publish once it commits.
 
     `request_ids` by batch id are those already known from the send jobs in hand; the
     others (a receipt's message, whose job this process may never have seen) are read.
@@ -64,7 +65,7 @@ async def status_events(
                 },
             }
         )
-    return [
+    messages = [
         OutboxMessage(
             origin=SENDER,
             exchange=topology.events_exchange,
@@ -73,14 +74,4 @@ async def status_events(
         )
         for event_type, events in by_type.items()
     ]
-
-
-async def stage_status_events(
-    connection: Connection,
-    topology: Topology,
-    changed: Sequence[Changed],
-    request_ids: Mapping[str, str | None] | None = None,
-) -> list[Staged]:
-    """`status_events`, staged in the caller's transaction for this process to publish
-    once it commits."""
-    return await stage(connection, await status_events(connection, topology, changed, request_ids))
+    return await stage(connection, messages)
