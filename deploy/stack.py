@@ -38,19 +38,17 @@ class Service:
 # receipt would wait behind the campaign's.) The bulk sender runs at a lower CPU priority
 # so that on a shared machine the OTP path goes first (webhook deliveries too). Nice 5
 # measured best: at 10, OTP p99 and carrier throughput were both worse in make bench.
-# Billing is split the same way: `billing` admits small sends (and runs top-ups, refunds
-# and the reconciler), `billing-bulk` admits large ones, each taking the other's
-# admissions only while that one is gone.
+# The gateway admits small sends itself; `billing-bulk` admits large ones, and `billing`
+# (top-ups, refunds, the reconciler, the relays of what any admission staged) takes them
+# only while `billing-bulk` is gone or full.
 SERVICES: dict[str, Service] = {
     "carrier-simulator": Service(("-m", "simulators.carrier")),
     "mobile-money-simulator": Service(("-m", "simulators.mobile_money")),
-    "billing": Service(
-        ("-m", "services.billing"), {"WESENDALL_ADMISSION_LANES": '{"priority": 0, "bulk": -1}'}
-    ),
+    "billing": Service(("-m", "services.billing"), {"WESENDALL_ADMISSION_PRIORITY": "-1"}),
     "billing-bulk": Service(
         ("-m", "services.billing"),
         {
-            "WESENDALL_ADMISSION_LANES": '{"bulk": 0, "priority": -1}',
+            "WESENDALL_ADMISSION_PRIORITY": "0",
             "WESENDALL_BACKGROUND_WORK": "false",
             "WESENDALL_NICE": "5",
         },

@@ -50,18 +50,9 @@ class Topology:
         return self._n("dead-letters")
 
     @property
-    def billing_rpc_queue(self) -> str:
-        """Admissions of small (OTP-sized) sends."""
-        return self._n("billing.rpc")
-
-    @property
     def billing_bulk_rpc_queue(self) -> str:
-        """Admissions of large sends, kept apart so that an OTP's never waits behind one."""
+        """Admissions of large sends (the gateway admits small ones itself)."""
         return self._n("billing.rpc.bulk")
-
-    def admission_queue(self, lane: str) -> str:
-        """The admission RPC queue of a lane: `priority` (small sends) or `bulk`."""
-        return self.billing_rpc_queue if lane == "priority" else self.billing_bulk_rpc_queue
 
     @property
     def billing_refunds_queue(self) -> str:
@@ -130,7 +121,6 @@ def queue_arguments(topology: Topology, carriers: Iterable[str]) -> dict[str, di
             # On expiry the job goes back to the send exchange under its own routing key.
             "x-dead-letter-exchange": topology.send_exchange,
         }
-    queues[topology.billing_rpc_queue] = {**dead_lettered, "x-delivery-limit": 5}
     queues[topology.billing_bulk_rpc_queue] = {**dead_lettered, "x-delivery-limit": 5}
     queues[topology.billing_refunds_queue] = {**dead_lettered, "x-delivery-limit": 20}
     queues[topology.billing_deposits_rpc_queue] = {**dead_lettered, "x-delivery-limit": 5}
@@ -188,7 +178,6 @@ async def delete_topology(
     """Remove every queue and exchange of a namespace (test runs clean up after themselves)."""
     queues = [
         topology.dead_letter_queue,
-        topology.billing_rpc_queue,
         topology.billing_bulk_rpc_queue,
         topology.billing_refunds_queue,
         topology.billing_deposits_rpc_queue,

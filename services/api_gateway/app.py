@@ -17,12 +17,12 @@ from libs.common.logging import get_logger
 from libs.common.phones import PrefixTable
 from libs.common.rpc import RpcClient
 from services.api_gateway import middleware
+from services.api_gateway.admissions import Admissions
 from services.api_gateway.auth import Authenticator
-from services.api_gateway.billing_client import BillingClient
 from services.api_gateway.context import (
+    ADMISSIONS,
     AMQP,
     AUTH,
-    BILLING,
     CACHES,
     LIMITER,
     PREFIXES,
@@ -104,14 +104,16 @@ async def _broker(app: web.Application) -> AsyncIterator[None]:
     await revocations.consume(lambda message: _on_key_revoked(app, message))
     rpc = RpcClient(connection)
     await rpc.start()
-    app[BILLING] = BillingClient(
+    admissions = app[ADMISSIONS] = Admissions(
+        app[SESSIONS],
+        settings,
+        topology,
+        connection,
         rpc,
-        topology.billing_rpc_queue,
-        topology.billing_bulk_rpc_queue,
-        timeout=settings.rpc_timeout,
-        batch_max_recipients=settings.rpc_batch_max_recipients,
-        batch_size=settings.rpc_batch_size,
-        max_in_flight=settings.rpc_max_in_flight,
+        direct_max_recipients=settings.direct_admission_max_recipients,
+        concurrency=settings.admission_concurrency,
+        round_max=settings.admission_round_max,
+        rpc_timeout=settings.rpc_timeout,
     )
     app[PUBLISHER] = Publisher(connection, settings.rpc_timeout)
     app[TOPUPS] = TopUpClient(
@@ -122,6 +124,8 @@ async def _broker(app: web.Application) -> AsyncIterator[None]:
         timeout=settings.rpc_timeout,
     )
     yield
+    # Send jobs committed by requests already answered go out before the broker does.
+    await admissions.relay.settle()
     await connection.close()
 
 

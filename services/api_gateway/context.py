@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.amqp import Topology
 from libs.common.phones import PrefixTable
+from services.api_gateway.admissions import Admissions
 from services.api_gateway.auth import Authenticator
-from services.api_gateway.billing_client import BillingClient
 from services.api_gateway.publisher import Publisher
 from services.api_gateway.ratelimit import RateLimiter
 from services.api_gateway.settings import GatewaySettings
@@ -22,7 +22,7 @@ PREFIXES = web.AppKey("prefixes", PrefixTable)
 AUTH = web.AppKey("auth", Authenticator)
 LIMITER = web.AppKey("limiter", RateLimiter)
 AMQP = web.AppKey("amqp", AbstractRobustConnection)
-BILLING = web.AppKey("billing", BillingClient)
+ADMISSIONS = web.AppKey("admissions", Admissions)
 TOPUPS = web.AppKey("topups", TopUpClient)
 PUBLISHER = web.AppKey("publisher", Publisher)
 # Process-local memo (health result, the OpenAPI document), created with the app.

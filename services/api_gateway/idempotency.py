@@ -2,7 +2,7 @@
 
 Same key and body within the TTL: the first response again, nothing charged twice.
 Still running: 409. Different body: 422. A 5xx leaves the key retryable, and the retry
-reuses the first attempt's batch id so billing can answer it instead of charging again.
+reuses the first attempt's batch id so its admission can answer it instead of charging again.
 """
 
 from __future__ import annotations

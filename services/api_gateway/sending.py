@@ -1,4 +1,4 @@
-"""From validated send request to billing's admission and the 202 reply, idempotently."""
+"""From validated send request to its admission and the 202 reply, idempotently."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from libs.common.phones import BadRecipient, Recipient
 from libs.common.segments import Segmentation
 from services.api_gateway import idempotency
 from services.api_gateway.auth import Principal
-from services.api_gateway.context import BILLING
+from services.api_gateway.context import ADMISSIONS
 from services.api_gateway.web import json_response
 
 MAX_RECIPIENTS = 10_000
@@ -58,14 +58,14 @@ def reject_bad_recipients(bad: list[BadRecipient]) -> None:
 async def admit_and_reply(
     request: web.Request, principal: Principal, payload: Any, plan: SendPlan
 ) -> web.Response:
-    """Admit through billing; with an Idempotency-Key, the first outcome is the only one."""
+    """Admit the send; with an Idempotency-Key, the first outcome is the only one."""
 
     fresh = ids.batch_id()
 
     async def admit(batch_id: str) -> web.Response:
         # Another batch id than the fresh one is the first attempt's: it may exist.
         admission = _admission(request, principal, plan, batch_id, retry=batch_id != fresh)
-        result = await request.app[BILLING].admit(admission)
+        result = await request.app[ADMISSIONS].admit(admission)
         return json_response(_accepted_body(plan, result), status=202)
 
     return await idempotency.idempotently(request, payload, fresh, admit)

@@ -1,26 +1,27 @@
-"""Gateway settings: where it listens, how long it waits for billing, limits and caches."""
+"""Gateway settings: where it listens, how it admits sends, limits and caches."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
 
-from libs.common.settings import CommonSettings
+from libs.common.admission.settings import AdmissionSettings
 
 
-class GatewaySettings(CommonSettings):
+class GatewaySettings(AdmissionSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     # Public base URL, as customers reach it (used in the OpenAPI document).
     public_url: str = "http://127.0.0.1:8080"
+    # How long a request to billing (a large send's admission, a top-up) is waited for.
     rpc_timeout: float = 10.0
-    # Small sends of many requests ride one RPC to billing; larger ones go alone. Two RPCs
-    # in flight make the batches large enough that single sends/s rose by a third in
-    # make bench over four (billing admits a wallet's batch in one transaction). A wallet
-    # has one of them at most; the other serves the other wallets.
-    rpc_batch_max_recipients: int = 10
-    rpc_batch_size: int = 64
-    rpc_max_in_flight: int = 2
+    # Sends of at most this many recipients are admitted here, in rounds: a transaction
+    # per wallet admits up to `admission_round_max` requests that arrived together, with
+    # at most `admission_concurrency` rounds (of different wallets) in flight. Larger
+    # sends are admitted by billing-bulk (`services/api_gateway/admissions.py`).
+    direct_admission_max_recipients: int = 10
+    admission_round_max: int = 64
+    admission_concurrency: int = 4
     # Groups larger than this get their send reply without the per-message list.
     group_messages_listed_max: int = 1_000
     # How long a verified secret is trusted from memory before bcrypt is asked again.

@@ -1,4 +1,5 @@
-"""python -m services.billing: admissions and top-ups over RPC, refunds, reconciliation, relays."""
+"""python -m services.billing: large admissions and top-ups over RPC, refunds, reconciliation,
+relays."""
 
 from __future__ import annotations
 
@@ -55,12 +56,12 @@ async def main(settings: BillingSettings, stop: asyncio.Event) -> None:
             return channel, await durable_queue(channel, topology, settings.carriers, name)
 
         admissions = []
-        for lane, consumer_priority in settings.admission_lanes.items():
+        if settings.admission_priority is not None:
             server = RpcServer(
-                *await queue(topology.admission_queue(lane), settings.rpc_prefetch),
+                *await queue(topology.billing_bulk_rpc_queue, settings.rpc_prefetch),
                 consumers.handle_admit,
             )
-            await server.start(consumer_priority)
+            await server.start(settings.admission_priority)
             admissions.append(server)
         tasks = [
             asyncio.create_task(relay.run(), name="outbox-relay"),
@@ -88,7 +89,7 @@ async def main(settings: BillingSettings, stop: asyncio.Event) -> None:
         log.info(
             "billing.started",
             carriers=settings.carriers,
-            admission_lanes=settings.admission_lanes,
+            admission_priority=settings.admission_priority,
             background_work=settings.background_work,
         )
         await stop.wait()

@@ -13,14 +13,14 @@ from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.admission import Admission, AdmitReply, AdmitRequest, AdmitResult
+from libs.common.admission.charge import PastDeadline, admit_and_publish
 from libs.common.amqp import Topology
-from libs.common.db import session_scope, transaction
+from libs.common.db import session_scope
 from libs.common.events import decode_events
 from libs.common.logging import get_logger
 from libs.common.mobile_money import StartDeposit
-from libs.common.outbox import OutboxRelay, Staged, publish_committed
+from libs.common.outbox import OutboxRelay
 from libs.common.rpc import REDELIVERED
-from services.billing.admission import PastDeadline, admit_for_wallet
 from services.billing.ledger import refund_messages
 from services.billing.settings import BillingSettings
 from services.billing.topups import TopUps
@@ -69,19 +69,17 @@ class BillingConsumers:
         self, wallet_id: str, admissions: list[Admission], again: bool, deadline: float
     ) -> list[AdmitResult]:
         structlog.contextvars.bind_contextvars(request_id=admissions[0].request_id)
-        staged: list[Staged] = []
         try:
-            async with transaction(self._sessions) as connection:
-                results = await admit_for_wallet(
-                    connection,
-                    self._settings,
-                    self._topology,
-                    wallet_id,
-                    admissions,
-                    staged,
-                    check_existing=again,
-                    deadline=deadline,
-                )
+            return await admit_and_publish(
+                self._sessions,
+                self._relays,
+                self._settings,
+                self._topology,
+                wallet_id,
+                admissions,
+                check_existing=again,
+                deadline=deadline,
+            )
         except PastDeadline:
             # Rolled back: the gateway answers this customer an error and charges nothing.
             log.warning(
@@ -91,18 +89,6 @@ class BillingConsumers:
         except Exception:
             log.exception("billing.admit_failed", wallet_id=wallet_id, admissions=len(admissions))
             return [_failed(a, "internal_error") for a in admissions]
-        # Committed: the send jobs go out now, while the reply travels back.
-        publish_committed(self._relays, staged)
-        for result in results:
-            log.info(
-                "billing.admitted" if result.ok else "billing.refused",
-                wallet_id=wallet_id,
-                batch_id=result.batch_id,
-                cost=result.cost,
-                messages=len(result.message_ids),
-                error=result.error,
-            )
-        return results
 
     async def handle_refunds(self, message: AbstractIncomingMessage) -> None:
         """Refund failed and expired messages; the ack waits for the commit."""

@@ -1,37 +1,19 @@
-"""Billing settings: validity, and how admissions are chunked into send jobs."""
+"""Billing settings: large admissions, top-ups, refunds and the reconciler."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field
-
-from libs.common.admission import Lane
-from libs.common.settings import CommonSettings
+from libs.common.admission.settings import AdmissionSettings
 
 
-def _both_lanes() -> dict[Lane, int]:
-    return {"priority": 0, "bulk": 0}
-
-
-class BillingSettings(CommonSettings):
-    # How long a message may wait for its carrier before it expires and is refunded.
-    validity_priority: timedelta = timedelta(minutes=10)
-    validity_bulk: timedelta = timedelta(hours=24)
-    # A send with at most this many recipients rides the priority lane even without
-    # "priority": "high", so an OTP never waits behind a campaign.
-    priority_max_recipients: int = 10
-    # Messages per send job: larger jobs cost the sender less per message (2,000 to
-    # 2,500 recipients/s in make bench going from 100 to 400); a job redelivered after a
-    # crash is re-checked whole, which bounds how large they should grow.
-    job_size: int = 400
+class BillingSettings(AdmissionSettings):
     rpc_prefetch: int = 32
-    # The admission queues this process consumes, each with its consumer priority: large
-    # sends are admitted by a process of their own, so the many statements of an OTP's
-    # admission never wait in an event loop busy with a campaign's thousand-row writes;
-    # each process also takes the other lane at a lower priority, only while the process
-    # that owns it is gone or full.
-    admission_lanes: dict[Lane, int] = Field(default_factory=_both_lanes)
+    # The consumer priority this process takes large sends' admissions with, or None to
+    # take none. Small sends are admitted by the gateway itself; large ones by a billing
+    # process, so a campaign's thousand-row writes never run in the event loop that
+    # answers OTPs. `billing-bulk` takes them first, `billing` only while it is gone or full.
+    admission_priority: int | None = 0
     # Top-ups, refunds and the deposit reconciler: off in a process that only admits.
     background_work: bool = True
     refund_prefetch: int = 16

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 
+from sqlalchemy import text
+
 from tests.platform.client import Customer
 from tests.platform.conftest import Platform, StartPlatform
 
@@ -58,11 +60,16 @@ async def test_keys_belong_to_one_api_key(platform: Platform, customer: Customer
 
 async def test_a_key_still_in_flight_is_a_conflict(platform: Platform, customer: Customer) -> None:
     headers = _key("in-flight")
-    with platform.frozen("billing"):  # the first request waits for billing
+    # Another transaction holds the wallet's row: the first request's admission waits.
+    async with platform.engine.connect() as connection, connection.begin():
+        await connection.execute(
+            text("SELECT 1 FROM wallets WHERE id = :w FOR UPDATE"), {"w": customer.wallet_id}
+        )
         first = asyncio.create_task(customer.send("Slow", "0772123456", headers=headers))
         await asyncio.sleep(0.5)
         second = await customer.send("Slow", "0772123456", headers=headers)
         assert (second.status, second.code) == (409, "idempotency_conflict")
+        assert not first.done()
     assert (await first).status == 202
     assert await customer.balance() == 10_000 - 35
 
@@ -73,13 +80,16 @@ async def test_a_retry_after_a_timeout_neither_loses_nor_doubles_the_send(
     platform = await start_platform(extra_env={"WESENDALL_RPC_TIMEOUT": "1.5"})
     customer = await platform.customer()
     headers = _key("timeout")
-    with platform.frozen("billing"):
-        timed_out = await customer.send("Unknown outcome", "0772123456", headers=headers)
+    # A send large enough for billing-bulk to admit it, over RPC: the gateway's wait can
+    # run out before billing answers.
+    recipients = [f"+2567721234{n:02d}" for n in range(11)]
+    with platform.frozen("billing-bulk"):
+        timed_out = await customer.send("Unknown outcome", recipients, headers=headers)
     assert (timed_out.status, timed_out.code) == (500, "internal_error")
     # Billing, back, finds the request past its deadline and admits nothing.
-    retry = await customer.send("Unknown outcome", "0772123456", headers=headers)
+    retry = await customer.send("Unknown outcome", recipients, headers=headers)
     assert retry.status == 202, retry
-    assert await customer.balance() == 10_000 - 35
+    assert await customer.balance() == 10_000 - 35 * len(recipients)
     assert await platform.ledger_mismatches() == []
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.billing.admission import INLINE_MESSAGES
+from libs.common.admission.charge import INLINE_MESSAGES
 from tests.platform.client import Customer, eventually
 from tests.platform.conftest import Platform
 

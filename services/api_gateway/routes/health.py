@@ -47,7 +47,6 @@ async def _checks(app: web.Application) -> dict[str, str]:
     topology, carriers = app[TOPOLOGY], app[SETTINGS].carriers
     consumers = {
         "billing": [
-            topology.billing_rpc_queue,
             topology.billing_bulk_rpc_queue,
             topology.billing_refunds_queue,
             topology.billing_deposits_rpc_queue,

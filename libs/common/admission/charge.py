@@ -11,15 +11,27 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from libs.common.admission import Admission, AdmitResult
+from libs.common.admission.accepted import Accepted, AcceptedMessage, validity
+from libs.common.admission.jobs import send_jobs
+from libs.common.admission.settings import AdmissionSettings
 from libs.common.amqp import Topology
-from libs.common.db import Connection, fetch_named
+from libs.common.db import Connection, fetch_named, transaction
+from libs.common.logging import get_logger
 from libs.common.models import MessageStatus
-from libs.common.outbox import Staged, stage_parameters, stage_sql, staged_rows
+from libs.common.outbox import (
+    OutboxRelay,
+    Staged,
+    publish_committed,
+    stage_parameters,
+    stage_sql,
+    staged_rows,
+)
 from libs.common.pricing import unit_price
-from services.billing.accepted import Accepted, AcceptedMessage, validity
-from services.billing.jobs import send_jobs
-from services.billing.settings import BillingSettings
+
+log = get_logger(__name__)
 
 MESSAGE_COLUMNS = (
     "id",
@@ -126,7 +138,7 @@ def message_ids_for(batch_id: str, count: int) -> list[str]:
 
 async def admit_for_wallet(
     connection: Connection,
-    settings: BillingSettings,
+    settings: AdmissionSettings,
     topology: Topology,
     wallet_id: str,
     admissions: Sequence[Admission],
@@ -199,6 +211,46 @@ async def admit_for_wallet(
     return [results[a.batch_id] for a in admissions]
 
 
+async def admit_and_publish(
+    sessions: async_sessionmaker[AsyncSession],
+    relays: Sequence[OutboxRelay],
+    settings: AdmissionSettings,
+    topology: Topology,
+    wallet_id: str,
+    admissions: Sequence[Admission],
+    *,
+    check_existing: bool = False,
+    deadline: float | None = None,
+) -> list[AdmitResult]:
+    """`admit_for_wallet` in a transaction of its own; once it commits, the send jobs go
+    to `relays` to publish while the caller answers. Raises what the transaction raised
+    (PastDeadline among others): then nothing was written."""
+    staged: list[Staged] = []
+    async with transaction(sessions) as connection:
+        results = await admit_for_wallet(
+            connection,
+            settings,
+            topology,
+            wallet_id,
+            admissions,
+            staged,
+            check_existing=check_existing,
+            deadline=deadline,
+        )
+    publish_committed(relays, staged)
+    for admission, result in zip(admissions, results, strict=True):
+        log.info(
+            "admission.admitted" if result.ok else "admission.refused",
+            request_id=admission.request_id,
+            wallet_id=wallet_id,
+            batch_id=result.batch_id,
+            cost=result.cost,
+            messages=len(result.message_ids),
+            error=result.error,
+        )
+    return results
+
+
 async def _existing_batches(
     connection: Connection, admissions: Sequence[Admission]
 ) -> dict[str, AdmitResult]:
@@ -232,7 +284,7 @@ async def _existing_batches(
 
 async def _write(
     connection: Connection,
-    settings: BillingSettings,
+    settings: AdmissionSettings,
     topology: Topology,
     accepted: Accepted,
     balance: int,
@@ -281,7 +333,7 @@ async def _write(
 
 
 def _message_columns(
-    settings: BillingSettings, accepted: Accepted, messages: Sequence[AcceptedMessage]
+    settings: AdmissionSettings, accepted: Accepted, messages: Sequence[AcceptedMessage]
 ) -> dict[str, list[Any]]:
     """What differs between the new message rows, a list per column, by the charge
     statement's parameter names (in this order: id, batch, recipient, carrier, units, cost,
@@ -300,7 +352,7 @@ def _message_columns(
 
 async def _copy_messages(
     connection: Connection,
-    settings: BillingSettings,
+    settings: AdmissionSettings,
     accepted: Accepted,
     messages: Sequence[AcceptedMessage],
 ) -> None:

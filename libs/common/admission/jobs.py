@@ -9,15 +9,15 @@ from typing import Any
 import orjson
 
 from libs.common.admission import Lane
+from libs.common.admission.accepted import Accepted, AcceptedMessage, validity
+from libs.common.admission.settings import AdmissionSettings
 from libs.common.amqp import Topology
 from libs.common.ids import new_id
 from libs.common.outbox import BILLING, PRIORITY_HIGH, PRIORITY_NORMAL, OutboxMessage
-from services.billing.accepted import Accepted, AcceptedMessage, validity
-from services.billing.settings import BillingSettings
 
 
 def send_jobs(
-    settings: BillingSettings,
+    settings: AdmissionSettings,
     topology: Topology,
     accepted: Accepted,
     messages: Iterable[AcceptedMessage],

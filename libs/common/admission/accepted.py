@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from libs.common.admission import Admission, AdmitResult, Lane
-from services.billing.settings import BillingSettings
+from libs.common.admission.settings import AdmissionSettings
 
 
-def lane_for(admission: Admission, settings: BillingSettings) -> Lane:
+def lane_for(admission: Admission, settings: AdmissionSettings) -> Lane:
     """OTP-like sends (few recipients, or marked high) take the priority lane."""
     if (
         admission.priority == "high"
@@ -20,7 +20,7 @@ def lane_for(admission: Admission, settings: BillingSettings) -> Lane:
     return "bulk"
 
 
-def validity(settings: BillingSettings, lane: Lane) -> timedelta:
+def validity(settings: AdmissionSettings, lane: Lane) -> timedelta:
     """How long a message of this lane may wait to be submitted before it expires."""
     return settings.validity_priority if lane == "priority" else settings.validity_bulk
 
@@ -45,7 +45,7 @@ class Accepted:
     price: int
     now: datetime
 
-    def messages(self, settings: BillingSettings) -> Iterator[AcceptedMessage]:
+    def messages(self, settings: AdmissionSettings) -> Iterator[AcceptedMessage]:
         """Every new message, with the id, lane and cost it is admitted with."""
         for admission, _ in self.admissions:
             lane = lane_for(admission, settings)

@@ -1,7 +1,8 @@
-"""The gateway ↔ billing admission RPC and the send job billing hands to the sender.
+"""Send admission: what is asked and answered, and the send job handed to the sender.
 
-One RPC request carries several admissions (the gateway batches what arrives together);
-billing answers each on its own.
+The gateway admits small sends itself, a transaction per wallet for whatever arrived
+together (`charge.admit_for_wallet`); large ones travel to billing over RPC, where one
+request carries one admission (`AdmitRequest`). Either way the same code charges them.
 """
 
 from __future__ import annotations
