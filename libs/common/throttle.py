@@ -34,19 +34,20 @@ class TokenBucket:
         """Sends per second; 0 when unlimited."""
         return 1.0 / self._interval if self._interval else 0.0
 
-    def open(self) -> bool:
-        """Whether a caller may go now without waiting: unlimited, not paused, nobody queued.
-
-        `acquire` then returns at once, without its lock: an unpaced bind would otherwise
-        take it once per submit.
-        """
-        return (
-            not self._interval and not self._lock.locked() and self._paused_until <= self._clock()
-        )
+    def try_acquire(self) -> bool:
+        """Take this caller's send slot if it may go now: not paced beyond its rate, not
+        paused, and nobody queued in `acquire` before it. Never waits."""
+        if self._lock.locked():
+            return False
+        now = self._clock()
+        if max(self._paused_until, self._next_slot - self._tolerance) > now:
+            return False
+        self._next_slot = max(self._next_slot, now) + self._interval
+        return True
 
     async def acquire(self) -> None:
         """Wait for this caller's send slot and for any pause to end."""
-        if self.open():
+        if self.try_acquire():
             return
         async with self._lock:
             while True:

@@ -128,7 +128,7 @@ async def main(settings: SenderSettings, stop: asyncio.Event) -> None:
             carrier,
             pool,
             writer,
-            workers=link.binds * link.window,
+            capacity=link.binds * link.window,
             transient_attempts=settings.transient_attempts,
             retry_backoff=settings.retry_backoff,
             ambiguous_hold=settings.ambiguous_hold.total_seconds(),

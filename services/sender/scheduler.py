@@ -5,6 +5,7 @@ for messages that may already have reached the carrier.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -34,7 +35,7 @@ class CarrierScheduler:
         link: CarrierLink,
         writer: OutcomeWriter,
         *,
-        workers: int,
+        capacity: int,
         transient_attempts: int,
         retry_backoff: float,
         ambiguous_hold: float,
@@ -44,8 +45,12 @@ class CarrierScheduler:
         self._link = link
         self._writer = writer
         self._lanes: dict[Lane, deque[Work]] = {"priority": deque(), "bulk": deque()}
-        self._ready = asyncio.Event()
-        self._workers = workers
+        # Messages handed to the link and not yet answered, at most `capacity` (the binds'
+        # windows together): the rest wait in their lanes, where an OTP goes first.
+        self._capacity = capacity
+        self._in_flight = 0
+        self._running = False
+        self._pumping = False
         self._transient_attempts = transient_attempts
         self._retry_backoff = retry_backoff
         self._hold_seconds = ambiguous_hold
@@ -53,7 +58,6 @@ class CarrierScheduler:
         self._held: dict[str, list[Work]] = {}
         self._references = itertools.count(1)
         self._encoded: dict[str, EncodedMessage] = {}
-        self._tasks: list[asyncio.Task[None]] = []
         self.resubmitted_after_hold = 0
 
     # -- intake ---------------------------------------------------------------------------
@@ -63,7 +67,7 @@ class CarrierScheduler:
             lane.appendleft(work)
         else:
             lane.append(work)
-        self._ready.set()
+        self._pump()
 
     def hold(self, work: Work) -> None:
         """Wait for a receipt proving the message was sent, then submit it if none came."""
@@ -118,54 +122,67 @@ class CarrierScheduler:
 
     # -- submitting -----------------------------------------------------------------------
     def start(self) -> None:
-        for number in range(self._workers):
-            self._tasks.append(
-                asyncio.create_task(self._work(), name=f"submit-{self.carrier}-{number}")
-            )
+        self._running = True
+        self._pump()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Hand no more messages to the carrier; those in flight still get their outcomes."""
+        self._running = False
 
-    async def _next(self) -> Work:
-        while True:
-            for lane in ("priority", "bulk"):
-                if self._lanes[lane]:  # type: ignore[index]
-                    return self._lanes[lane].popleft()  # type: ignore[index]
-            self._ready.clear()
-            await self._ready.wait()
+    def _pump(self) -> None:
+        """Hand queued messages to the link while it has room: priority lane first.
 
-    async def _work(self) -> None:
-        while True:
-            work = await self._next()
-            if work.resolved:
-                continue
-            try:
-                await self._submit(work)
-            except asyncio.CancelledError:
-                # Not resolved: the job stays unacked and comes back after a restart.
-                raise
-            except Exception:
-                log.exception("sender.submit_crashed", message_id=work.id, carrier=self.carrier)
-                self._retry_later(work)
+        Called whenever a message is queued or an outcome frees a slot. Outcomes may come
+        back within `send` itself (a refusal), so a nested call leaves the work to the loop
+        already running rather than recursing once per message.
+        """
+        if self._pumping or not self._running:
+            return
+        self._pumping = True
+        priority, bulk = self._lanes["priority"], self._lanes["bulk"]
+        try:
+            while self._in_flight < self._capacity:
+                if priority:
+                    work = priority.popleft()
+                elif bulk:
+                    work = bulk.popleft()
+                else:
+                    return
+                if not work.resolved:
+                    self._dispatch(work)
+        finally:
+            self._pumping = False
 
-    async def _submit(self, work: Work) -> None:
-        now = datetime.now(UTC)
-        remaining = work.expires_at - now
+    def _dispatch(self, work: Work) -> None:
+        remaining = work.expires_at - datetime.now(UTC)
         if remaining.total_seconds() <= 0:
             self._writer.unsent(work, "expired", "validity_expired")
             return
         encoded = self._encode(work)
         work.attempts += 1
-        outcome = await self._link.submit(
-            work.message.recipient,
-            encoded.parts,
-            data_coding=encoded.data_coding,
-            esm_class=encoded.esm_class,
-            validity=remaining,
-        )
-        self._settle(work, outcome)
+        self._in_flight += 1
+        try:
+            self._link.send(
+                work.message.recipient,
+                encoded.parts,
+                data_coding=encoded.data_coding,
+                esm_class=encoded.esm_class,
+                validity=remaining,
+                done=functools.partial(self._submitted, work),
+            )
+        except Exception:
+            self._in_flight -= 1
+            log.exception("sender.submit_crashed", message_id=work.id, carrier=self.carrier)
+            self._retry_later(work)
+
+    def _submitted(self, work: Work, outcome: SubmitOutcome) -> None:
+        self._in_flight -= 1
+        try:
+            self._settle(work, outcome)
+        except Exception:
+            log.exception("sender.settle_failed", message_id=work.id, carrier=self.carrier)
+            self._retry_later(work)
+        self._pump()
 
     def _encode(self, work: Work) -> EncodedMessage:
         """Single-part texts are encoded once per batch; multi-part ones need a fresh reference."""

@@ -122,20 +122,25 @@ async def test_token_bucket_serves_callers_in_arrival_order() -> None:
     assert order == list(range(10))
 
 
-async def test_only_an_unlimited_bucket_nobody_waits_on_is_open() -> None:
-    """`open` lets a caller skip `acquire`: never while paced, paused, or queued for."""
+async def test_try_acquire_takes_a_free_slot_and_never_jumps_a_pause_or_a_queue() -> None:
+    """`try_acquire` lets a caller go without awaiting: only when `acquire` would not wait."""
     now = [100.0]
     unlimited = TokenBucket(rate=0, clock=lambda: now[0])
-    assert unlimited.open()
+    assert unlimited.try_acquire() and unlimited.try_acquire()
     unlimited.pause(0.5)
-    assert not unlimited.open()
+    assert not unlimited.try_acquire()
     waiter = asyncio.ensure_future(unlimited.acquire())  # holds the lock while paused
     await asyncio.sleep(0)
     now[0] += 1.0
-    assert not unlimited.open()  # the pause is over, but a caller is still queued
+    assert not unlimited.try_acquire()  # the pause is over, but a caller is still queued
     await asyncio.wait_for(waiter, timeout=2)
-    assert unlimited.open()
-    assert not TokenBucket(rate=1000).open()
+    assert unlimited.try_acquire()
+
+    paced = TokenBucket(rate=10, clock=lambda: now[0])
+    assert paced.try_acquire()
+    assert not paced.try_acquire()  # the next slot is a tenth of a second away
+    now[0] += 0.1
+    assert paced.try_acquire()
 
 
 def test_token_bucket_rejects_nonsense() -> None:

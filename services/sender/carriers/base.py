@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+import structlog
 
 from services.sender.receipts import Receipt
+
+log = structlog.get_logger(__name__)
 
 # Receipts are handed over from the connection's reader, which must keep draining the
 # socket, so the callback must only enqueue. It may return an awaitable that completes once
@@ -44,6 +49,36 @@ class SubmitOutcome:
     error_code: str | None
 
 
+# Receives a message's submit outcome (`CarrierLink.send`); it must not raise.
+Outcome = Callable[[SubmitOutcome], None]
+
+# Submits awaited in tasks of their own (`send_as_task`), kept until they end.
+_submitting: set[asyncio.Task[SubmitOutcome]] = set()
+
+
+def send_as_task(submission: Coroutine[Any, Any, SubmitOutcome], done: Outcome) -> None:
+    """Await a submit in a task of its own and hand its outcome to `done`.
+
+    A submit that crashes is reported as a transient failure, so its message is tried
+    again; one cancelled (the sender is stopping) has no outcome.
+    """
+    task = asyncio.ensure_future(submission)
+    _submitting.add(task)
+
+    def finished(task: asyncio.Task[SubmitOutcome]) -> None:
+        _submitting.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("sender.submit_crashed", exc_info=error)
+            done(SubmitOutcome(SubmitKind.TRANSIENT, [], NO_RESPONSE, "internal_error"))
+        else:
+            done(task.result())
+
+    task.add_done_callback(finished)
+
+
 @runtime_checkable
 class CarrierLink(Protocol):
     """A connection to one carrier: submits messages, delivers receipts to a callback."""
@@ -63,6 +98,19 @@ class CarrierLink(Protocol):
         validity: timedelta | None,
     ) -> SubmitOutcome:
         """Submit every part in order; stop at the first part that fails."""
+
+    def send(
+        self,
+        destination: str,
+        parts: Sequence[bytes],
+        *,
+        data_coding: int,
+        esm_class: int,
+        validity: timedelta | None,
+        done: Outcome,
+    ) -> None:
+        """`submit`, with the outcome handed to `done` (at once, or from a callback):
+        what the sender uses, so that the common submit costs no task of its own."""
 
     def is_up(self) -> bool:
         """Whether a submit now would be sent without waiting for a (re)connection."""

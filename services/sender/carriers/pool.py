@@ -11,9 +11,11 @@ from typing import Protocol
 from services.sender.carriers.base import (
     NO_RESPONSE,
     CarrierLink,
+    Outcome,
     ReceiptCallback,
     SubmitKind,
     SubmitOutcome,
+    send_as_task,
 )
 from services.sender.carriers.smpp import SmppBind
 from services.sender.carriers.smpp_config import SmppBindConfig
@@ -106,6 +108,40 @@ class CarrierPool:
             return SubmitOutcome(SubmitKind.TRANSIENT, [], NO_RESPONSE, "not_bound")
         return await link.submit(
             destination, parts, data_coding=data_coding, esm_class=esm_class, validity=validity
+        )
+
+    def send(
+        self,
+        destination: str,
+        parts: Sequence[bytes],
+        *,
+        data_coding: int,
+        esm_class: int,
+        validity: timedelta | None,
+        done: Outcome,
+    ) -> None:
+        """`submit` through the least loaded link that is up; with none up, the wait for
+        one happens in a task."""
+        link = self._pick()
+        if link is None:
+            send_as_task(
+                self.submit(
+                    destination,
+                    parts,
+                    data_coding=data_coding,
+                    esm_class=esm_class,
+                    validity=validity,
+                ),
+                done,
+            )
+            return
+        link.send(
+            destination,
+            parts,
+            data_coding=data_coding,
+            esm_class=esm_class,
+            validity=validity,
+            done=done,
         )
 
     async def close(self) -> None:

@@ -22,19 +22,22 @@ from libs.common.throttle import TokenBucket
 from services.sender.carriers import wire
 from services.sender.carriers.base import (
     NO_RESPONSE,
+    Outcome,
     ReceiptCallback,
     SubmitKind,
     SubmitOutcome,
     classify,
     command_status_name,
+    send_as_task,
 )
-from services.sender.carriers.connection import SmppConnection
+from services.sender.carriers.connection import Response, SmppConnection
 from services.sender.carriers.smpp_config import (
     MAX_ADDRESS_DIGITS,
     MAX_SHORT_MESSAGE,
     SmppBindConfig,
     relative_validity,
 )
+from services.sender.carriers.window import Window
 from services.sender.receipts import ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_TYPE_MASK, parse_receipt
 
 __all__ = ["SmppBind", "SmppBindConfig", "relative_validity"]
@@ -71,7 +74,7 @@ class SmppBind:
         self.name = name
         self.config = config
         self._on_receipt = on_receipt
-        self._window = asyncio.Semaphore(config.window)
+        self._window = Window(config.window)
         self._bucket = TokenBucket(config.rate)
         self._session: _Session | None = None
         self._up = asyncio.Event()
@@ -132,11 +135,56 @@ class SmppBind:
         validity: timedelta | None,
     ) -> SubmitOutcome:
         """Send each part as its own submit_sm, in order, stopping at the first failure."""
+        bodies = self._bodies(destination, parts, data_coding, esm_class, validity)
+        if isinstance(bodies, SubmitOutcome):
+            return bodies
+        return await self._submit_bodies(bodies)
+
+    def send(
+        self,
+        destination: str,
+        parts: Sequence[bytes],
+        *,
+        data_coding: int,
+        esm_class: int,
+        validity: timedelta | None,
+        done: Outcome,
+    ) -> None:
+        """`submit`, with the outcome handed to `done`. A single part that may go at once
+        (bound, a free slot in the window and in the pace) is written here and its answer
+        read in the connection's callback: no task and no coroutine for the common case.
+        Anything else (parts, a full window, a pause, a rebind) waits in `submit`'s task."""
+        bodies = self._bodies(destination, parts, data_coding, esm_class, validity)
+        if isinstance(bodies, SubmitOutcome):
+            done(bodies)
+            return
+        session = self._session
+        if (
+            len(bodies) == 1
+            and session is not None
+            and session.connection.is_open
+            and self._window.try_take()
+        ):
+            if self._bucket.try_acquire():
+                self._request(session.connection, bodies, done)
+                return
+            self._window.give()
+        send_as_task(self._submit_bodies(bodies), done)
+
+    def _bodies(
+        self,
+        destination: str,
+        parts: Sequence[bytes],
+        data_coding: int,
+        esm_class: int,
+        validity: timedelta | None,
+    ) -> list[bytes] | SubmitOutcome:
+        """The submit_sm body of each part, or the refusal of a message no SMSC would take:
+        checked before anything is sent, so a bad part never leaves a message half sent."""
         if not parts:
             raise ValueError("a message has at least one part")
         if not self.can_submit:
             return SubmitOutcome(SubmitKind.TRANSIENT, [], NO_RESPONSE, "ESME_RINVBNDSTS")
-        # Checked before anything is sent, so a bad part never leaves a message half sent.
         digits = destination.removeprefix("+")
         if not (digits.isascii() and digits.isdigit()):
             digits = "".join(ch for ch in destination if ch in string.digits)
@@ -145,9 +193,8 @@ class SmppBind:
         if max(map(len, parts)) > MAX_SHORT_MESSAGE:
             return _refused("ESME_RINVMSGLEN")
         validity_period = relative_validity(validity) if validity is not None else ""
-        message_ids: list[str] = []
-        for part in parts:
-            body = wire.submit_sm_body(
+        return [
+            wire.submit_sm_body(
                 self._head,
                 digits,
                 part,
@@ -156,6 +203,12 @@ class SmppBind:
                 registered_delivery=self.config.registered_delivery,
                 validity_period=validity_period,
             )
+            for part in parts
+        ]
+
+    async def _submit_bodies(self, bodies: list[bytes]) -> SubmitOutcome:
+        message_ids: list[str] = []
+        for body in bodies:
             # A throttled part is offered again here, after the bind's pause: going back to
             # part 1 would hand the carrier the parts it already took a second time.
             for _ in range(THROTTLE_RETRIES):
@@ -198,27 +251,52 @@ class SmppBind:
         while True:
             if not await self.wait_up(deadline - loop.time()):
                 return SubmitOutcome(SubmitKind.TRANSIENT, [], NO_RESPONSE, "not_bound")
-            async with self._window:
+            await self._window.take()
+            try:
                 await self._bucket.acquire()
                 session = self._session
                 if session is None or not session.connection.is_open:
                     continue  # dropped while we queued; nothing was sent, wait for the rebind
-                return await self._send(session.connection, body)
+                self._outstanding += 1
+                answer = session.connection.request(wire.SUBMIT_SM, body)
+                try:
+                    await answer
+                except (TimeoutError, ConnectionError):
+                    pass  # read from the future below
+                finally:
+                    self._outstanding -= 1
+                return self._outcome(answer)
+            finally:
+                self._window.give()
 
-    async def _send(self, connection: SmppConnection, body: bytes) -> SubmitOutcome:
+    def _request(self, connection: SmppConnection, bodies: list[bytes], done: Outcome) -> None:
+        """Write a single-part submit whose window slot and pace are taken; `done` gets its
+        outcome from the connection's callback (a throttled one waits in `submit`'s task)."""
         self._outstanding += 1
-        try:
-            status, response = await connection.request(wire.SUBMIT_SM, body)
-        except TimeoutError:
+
+        def answered(answer: asyncio.Future[Response]) -> None:
+            self._outstanding -= 1
+            self._window.give()
+            outcome = self._outcome(answer)
+            if outcome.kind is SubmitKind.THROTTLED:
+                send_as_task(self._submit_bodies(bodies), done)
+            else:
+                done(outcome)
+
+        connection.request(wire.SUBMIT_SM, bodies[0]).add_done_callback(answered)
+
+    def _outcome(self, answer: asyncio.Future[Response]) -> SubmitOutcome:
+        """What a submit_sm's answer means: its response, a timeout, or a lost connection."""
+        error = answer.exception()
+        if isinstance(error, TimeoutError):
             self._log.warning("smpp.submit_timed_out", timeout=self.config.response_timeout)
             return SubmitOutcome(SubmitKind.CONNECTION_LOST, [], NO_RESPONSE, "response_timeout")
-        except ConnectionError as exc:
+        if error is not None:
             # Sent, but the connection closed before the answer: it may have reached the
             # SMSC. A real SMSC error arrives as a response, not as a closed connection.
-            self._log.warning("smpp.submit_lost", error=str(exc))
+            self._log.warning("smpp.submit_lost", error=str(error))
             return SubmitOutcome(SubmitKind.CONNECTION_LOST, [], NO_RESPONSE, "connection_lost")
-        finally:
-            self._outstanding -= 1
+        status, response = answer.result()
         kind = classify(status)
         if kind is SubmitKind.OK:
             message_id = wire.message_id(response)
