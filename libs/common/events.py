@@ -1,12 +1,16 @@
 """Event envelopes published on the `events` topic exchange, named in the past tense.
 
-A high-volume producer (the sender) packs many events of one type into one AMQP message:
-the body is always a JSON list of envelopes. Each envelope keeps its own stable `id`, and
-consumers skip ids they have processed, because redelivery will happen.
+A high-volume producer (the sender) packs many events into one AMQP message: the body is
+always a JSON list of envelopes, which may be of several types. Such a message is routed
+under each type it holds (the first as its routing key, the others in RabbitMQ's `CC`
+header), so a consumer bound to one of them receives it and reads the events it wants.
+Each envelope keeps its own stable `id`, and consumers skip ids they have processed,
+because redelivery will happen.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +38,9 @@ EVENT_FOR_STATUS = {
 }
 # Statuses whose message billing gives the money back for: we never handed it to a carrier.
 REFUNDED_EVENTS = (MESSAGE_FAILED, MESSAGE_EXPIRED)
+# The AMQP header with a message's further routing keys (RabbitMQ's sender-selected
+# distribution): a message of several event types reaches every queue bound to any of them.
+CC = "CC"
 
 
 def utcnow() -> datetime:
@@ -53,8 +60,11 @@ def encode_events(events: list[Event]) -> bytes:
     return orjson.dumps([event.model_dump(mode="json") for event in events])
 
 
-def decode_events(body: bytes) -> list[Event]:
+def decode_events(body: bytes, types: Collection[str] | None = None) -> list[Event]:
+    """The events of a message's body; with `types`, only the events of those types."""
     raw = orjson.loads(body)
     if isinstance(raw, dict):
         raw = [raw]
-    return [Event.model_validate(item) for item in raw]
+    return [
+        Event.model_validate(item) for item in raw if types is None or item.get("type") in types
+    ]

@@ -90,7 +90,7 @@ class OutboxMessage:
     routing_key: str
     body: bytes
     message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)
     priority: int = PRIORITY_NORMAL
 
     def row(self) -> dict[str, Any]:
@@ -114,7 +114,7 @@ class Staged:
     routing_key: str
     message_id: str
     body: bytes
-    headers: dict[str, str]
+    headers: dict[str, Any]
     priority: int
     attempts: int = 1
 

@@ -16,7 +16,7 @@ from libs.common.admission import Admission, AdmitReply, AdmitRequest, AdmitResu
 from libs.common.admission.charge import PastDeadline, admit_and_publish
 from libs.common.amqp import Topology
 from libs.common.db import session_scope
-from libs.common.events import decode_events
+from libs.common.events import REFUNDED_EVENTS, decode_events
 from libs.common.logging import get_logger
 from libs.common.mobile_money import StartDeposit
 from libs.common.outbox import OutboxRelay
@@ -93,7 +93,8 @@ class BillingConsumers:
     async def handle_refunds(self, message: AbstractIncomingMessage) -> None:
         """Refund failed and expired messages; the ack waits for the commit."""
         async with message.process(requeue=True):
-            events = decode_events(message.body)
+            # A message of the sender's may hold other events too: only these are read.
+            events = decode_events(message.body, REFUNDED_EVENTS)
             async with session_scope(self._sessions) as session:
                 await refund_messages(session, events)
 

@@ -1,17 +1,15 @@
-"""Events announcing message status changes, packed one outbox row per type."""
+"""Events announcing message status changes, packed one outbox row per write."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import orjson
 
 from libs.common.amqp import Topology
 from libs.common.db import Connection
-from libs.common.events import EVENT_FOR_STATUS, utcnow
-from libs.common.ids import ulid
+from libs.common.events import CC, EVENT_FOR_STATUS, utcnow
 from libs.common.outbox import SENDER, OutboxMessage, Staged, stage
 from services.sender.store import Changed
 
@@ -20,17 +18,18 @@ async def stage_status_events(
     connection: Connection,
     topology: Topology,
     changed: Sequence[Changed],
-    request_ids: Mapping[str, str | None] | None = None,
+    request_ids: MutableMapping[str, str | None] | None = None,
 ) -> list[Staged]:
     """One event per change, carrying the request id of the send that created the message,
     staged in the caller's transaction for this process to publish once it commits.
 
-    `request_ids` by batch id are those already known from the send jobs in hand; the
-    others (a receipt's message, whose job this process may never have seen) are read.
+    `request_ids` by batch id are those the caller knows (from the send jobs in hand, or
+    read before); the others (a receipt's message, whose job this process may never have
+    seen) are read, and added to it.
     """
     if not changed:
         return []
-    known: dict[str, str | None] = dict(request_ids or {})
+    known = request_ids if request_ids is not None else {}
     unknown = sorted({c.batch_id for c in changed} - known.keys())
     if unknown:
         rows = await connection.fetch(
@@ -40,13 +39,18 @@ async def stage_status_events(
     # Plain dicts in the shape of `Event`: this runs for every status change, thousands
     # a second, and pydantic models cost more than the rest. `data` says enough (status,
     # carrier id, the envelope's time) for a receiver to order one message's events.
+    # A message reaches each status once (every transition is conditional on the state it
+    # leaves), so the message and the status name the event: its id costs no random
+    # number, and an event announced twice is recognisably the same.
     occurred_at = utcnow().isoformat()
-    by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    events: list[dict[str, Any]] = []
+    types: dict[str, None] = {}  # in the order they first appear
     for change in changed:
         event_type = EVENT_FOR_STATUS[change.status]
-        by_type[event_type].append(
+        types[event_type] = None
+        events.append(
             {
-                "id": "evt_" + ulid(),
+                "id": f"evt_{change.id.removeprefix('msg_')}.{change.status}",
                 "type": event_type,
                 "occurred_at": occurred_at,
                 "version": 1,
@@ -65,13 +69,15 @@ async def stage_status_events(
                 },
             }
         )
-    messages = [
-        OutboxMessage(
-            origin=SENDER,
-            exchange=topology.events_exchange,
-            routing_key=event_type,
-            body=orjson.dumps(events),
-        )
-        for event_type, events in by_type.items()
-    ]
-    return await stage(connection, messages)
+    # One message for the whole write, routed under each type it holds: the first as its
+    # routing key, the others in RabbitMQ's CC header. A queue bound to several of them
+    # gets it once; a consumer reads the events of the types it wants.
+    first, *others = types
+    message = OutboxMessage(
+        origin=SENDER,
+        exchange=topology.events_exchange,
+        routing_key=first,
+        body=orjson.dumps(events),
+        headers={CC: others} if others else {},
+    )
+    return await stage(connection, [message])

@@ -93,7 +93,9 @@ def parse_receipt(
     if not message_id:
         return None
     state = tlv_state or _normalise_state(fields.get("stat"))
-    recipient = "".join(ch for ch in source_addr if ch in string.digits) or None
+    if not (source_addr.isascii() and source_addr.isdigit()):
+        source_addr = "".join(ch for ch in source_addr if ch in string.digits)
+    recipient = source_addr or None
     return Receipt(
         carrier_message_id=message_id,
         state=state,

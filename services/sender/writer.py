@@ -9,9 +9,7 @@ import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,58 +19,14 @@ from libs.common.logging import get_logger
 from libs.common.outbox import OutboxRelay, Staged
 from services.sender import store
 from services.sender.events import stage_status_events
+from services.sender.outcomes import Adopter, LateReceipts, OutcomeBatch, SentOutcome
 from services.sender.receipts import Receipt
 from services.sender.store import Changed, ReceiptUpdate
 from services.sender.work import Registry, Work
 
 log = get_logger(__name__)
 REMATCH_BATCH = 1_000
-
-
-class Adopter(Protocol):
-    """Held (ambiguous) messages of one carrier that an orphan receipt may prove were sent."""
-
-    def claim(self, receipt: Receipt) -> Work | None:
-        """The held message this receipt belongs to, taken out of the hold."""
-
-    def unclaim(self, work: Work) -> None:
-        """Put a claimed message back on hold (its transaction did not commit)."""
-
-    def held_recipients(self) -> list[str]:
-        """The handsets of the messages on hold."""
-
-
-@dataclass(eq=False, slots=True)
-class _Sent:
-    """A submit the carrier accepted; its receipt may join it before the write."""
-
-    work: Work
-    ids: list[str]
-    at: datetime
-    receipt: ReceiptUpdate | None = None
-    future: asyncio.Future[None] | None = None
-
-
-# Receipts waiting for an in-flight flush, each with the future acknowledging it (if any).
-_Late = list[tuple[ReceiptUpdate, asyncio.Future[None] | None]]
-
-
-@dataclass
-class _Batch:
-    sent: list[_Sent] = field(default_factory=list)
-    unsent: list[tuple[Work, str, str | None]] = field(default_factory=list)
-    # A receipt with a future is acknowledged to the carrier only once that future is done.
-    receipts: list[tuple[ReceiptUpdate, asyncio.Future[None] | None]] = field(default_factory=list)
-    handed_on: list[Work] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.sent) + len(self.unsent) + len(self.receipts) + len(self.handed_on)
-
-    def merge(self, other: _Batch) -> None:
-        self.sent[:0] = other.sent
-        self.unsent[:0] = other.unsent
-        self.receipts[:0] = other.receipts
-        self.handed_on[:0] = other.handed_on
+REQUEST_IDS_KEPT = 10_000
 
 
 class OutcomeWriter:
@@ -97,32 +51,34 @@ class OutcomeWriter:
         self._concurrency = flush_concurrency
         self._max = flush_max
         self._receipt_flush_min = receipt_flush_min
-        self._batch = _Batch()
+        self._batch = OutcomeBatch()
         # Receipts in the batch whose acknowledgement to the carrier waits for its commit,
         # and flushes in flight: see `_poke`.
         self._unacknowledged = 0
         self._flushes = 0
         # Single-part submits of the current batch by (carrier, carrier message id): a
         # receipt that arrives before they are written completes them in the same row write.
-        self._open: dict[tuple[str, str], _Sent] = {}
+        self._open: dict[tuple[str, str], SentOutcome] = {}
         # The same for submits whose flush is in flight: a receipt for one of them waits in
         # its flush's list and joins the next batch once that flush ends, instead of being
         # parked as an orphan (a row write, then a re-match) because it came a moment early.
-        self._flushing: dict[tuple[str, str], _Late] = {}
+        self._flushing: dict[tuple[str, str], LateReceipts] = {}
         self._wakeup = asyncio.Event()
         self._adopters: dict[str, Adopter] = {}
+        # The request id of each batch seen lately (batch ids are never reused).
+        self._request_ids: dict[str, str | None] = {}
         self.stats: dict[str, int] = defaultdict(int)
 
     def set_adopter(self, carrier: str, adopter: Adopter) -> None:
         self._adopters[carrier] = adopter
 
     def sent(self, work: Work, carrier_message_ids: list[str]) -> None:
-        entry = _Sent(work, carrier_message_ids, datetime.now(UTC))
+        entry = SentOutcome(work, carrier_message_ids, datetime.now(UTC))
         self._batch.sent.append(entry)
         self._index(entry)
         self._poke()
 
-    def _index(self, entry: _Sent) -> None:
+    def _index(self, entry: SentOutcome) -> None:
         if len(entry.ids) == 1:
             self._open[(entry.work.carrier, entry.ids[0])] = entry
 
@@ -261,12 +217,12 @@ class OutcomeWriter:
         return len(due)
 
     async def flush(self) -> None:
-        batch, self._batch = self._batch, _Batch()
+        batch, self._batch = self._batch, OutcomeBatch()
         opened, self._open = self._open, {}
         if not len(batch):
             return
         unacknowledged, self._unacknowledged = self._unacknowledged, 0
-        late: _Late = []
+        late: LateReceipts = []
         for key in opened:
             self._flushing[key] = late
         self._flushes += 1
@@ -285,7 +241,7 @@ class OutcomeWriter:
             self._unacknowledged += sum(1 for _, future in late if future is not None)
             self._poke()
 
-    async def _flush(self, batch: _Batch) -> None:
+    async def _flush(self, batch: OutcomeBatch) -> None:
         started = time.perf_counter()
         adopted: list[Work] = []
         try:
@@ -322,7 +278,7 @@ class OutcomeWriter:
         self.stats["flush_ms"] += int((time.perf_counter() - started) * 1000)
 
     async def _write(
-        self, connection: Connection, batch: _Batch, adopted: list[Work]
+        self, connection: Connection, batch: OutcomeBatch, adopted: list[Work]
     ) -> list[Changed]:
         accepted = [e for e in batch.sent if e.ids]
         changed = await store.mark_sent(
@@ -391,6 +347,11 @@ class OutcomeWriter:
         self, connection: Connection, changed: list[Changed], works: Iterable[Work] = ()
     ) -> list[Staged]:
         """Stage the events: published by this process as soon as the flush commits. The
-        request ids of `works`' sends come from their jobs rather than the database."""
-        known = {work.message.batch_id: work.text.request_id for work in works}
+        request ids of `works`' sends come from their jobs, those of other batches from
+        what earlier flushes read: a campaign's receipts name one batch, looked up once."""
+        known = self._request_ids
+        if len(known) > REQUEST_IDS_KEPT:
+            known.clear()
+        for work in works:
+            known[work.message.batch_id] = work.text.request_id
         return await stage_status_events(connection, self._topology, changed, known)
