@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import string
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 
 import structlog
@@ -26,19 +25,14 @@ from services.sender.carriers.base import (
     ReceiptCallback,
     SubmitKind,
     SubmitOutcome,
-    classify,
     command_status_name,
     send_as_task,
 )
 from services.sender.carriers.connection import Response, SmppConnection
-from services.sender.carriers.smpp_config import (
-    MAX_ADDRESS_DIGITS,
-    MAX_SHORT_MESSAGE,
-    SmppBindConfig,
-    relative_validity,
-)
+from services.sender.carriers.deliveries import answer_deliver_sm
+from services.sender.carriers.smpp_config import SmppBindConfig, relative_validity
+from services.sender.carriers.submit_sm import answer_outcome, submit_bodies
 from services.sender.carriers.window import Window
-from services.sender.receipts import ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_TYPE_MASK, parse_receipt
 
 __all__ = ["SmppBind", "SmppBindConfig", "relative_validity"]
 
@@ -179,32 +173,17 @@ class SmppBind:
         esm_class: int,
         validity: timedelta | None,
     ) -> list[bytes] | SubmitOutcome:
-        """The submit_sm body of each part, or the refusal of a message no SMSC would take:
-        checked before anything is sent, so a bad part never leaves a message half sent."""
-        if not parts:
-            raise ValueError("a message has at least one part")
         if not self.can_submit:
             return SubmitOutcome(SubmitKind.TRANSIENT, [], NO_RESPONSE, "ESME_RINVBNDSTS")
-        digits = destination.removeprefix("+")
-        if not (digits.isascii() and digits.isdigit()):
-            digits = "".join(ch for ch in destination if ch in string.digits)
-        if not digits or len(digits) > MAX_ADDRESS_DIGITS:
-            return _refused("ESME_RINVDSTADR")
-        if max(map(len, parts)) > MAX_SHORT_MESSAGE:
-            return _refused("ESME_RINVMSGLEN")
-        validity_period = relative_validity(validity) if validity is not None else ""
-        return [
-            wire.submit_sm_body(
-                self._head,
-                digits,
-                part,
-                esm_class=esm_class,
-                data_coding=data_coding,
-                registered_delivery=self.config.registered_delivery,
-                validity_period=validity_period,
-            )
-            for part in parts
-        ]
+        return submit_bodies(
+            self._head,
+            self.config.registered_delivery,
+            destination,
+            parts,
+            data_coding=data_coding,
+            esm_class=esm_class,
+            validity=validity,
+        )
 
     async def _submit_bodies(self, bodies: list[bytes]) -> SubmitOutcome:
         message_ids: list[str] = []
@@ -286,28 +265,21 @@ class SmppBind:
         connection.request(wire.SUBMIT_SM, bodies[0]).add_done_callback(answered)
 
     def _outcome(self, answer: asyncio.Future[Response]) -> SubmitOutcome:
-        """What a submit_sm's answer means: its response, a timeout, or a lost connection."""
-        error = answer.exception()
-        if isinstance(error, TimeoutError):
-            self._log.warning("smpp.submit_timed_out", timeout=self.config.response_timeout)
-            return SubmitOutcome(SubmitKind.CONNECTION_LOST, [], NO_RESPONSE, "response_timeout")
-        if error is not None:
-            # Sent, but the connection closed before the answer: it may have reached the
-            # SMSC. A real SMSC error arrives as a response, not as a closed connection.
-            self._log.warning("smpp.submit_lost", error=str(error))
-            return SubmitOutcome(SubmitKind.CONNECTION_LOST, [], NO_RESPONSE, "connection_lost")
-        status, response = answer.result()
-        kind = classify(status)
-        if kind is SubmitKind.OK:
-            message_id = wire.message_id(response)
-            if not message_id:
-                # message_id is mandatory (§4.4.2); without it no receipt can ever match.
-                self._log.warning("smpp.submit_without_message_id")
-            return SubmitOutcome(kind, [message_id], status, None)
-        if kind is SubmitKind.THROTTLED:
+        """The answer's outcome; a throttled one pauses the bind, a lost one is logged."""
+        outcome = answer_outcome(answer)
+        if outcome.kind is SubmitKind.THROTTLED:
             self._bucket.pause(THROTTLE_PAUSE)
-            self._log.info("smpp.throttled", command_status=status, pause=THROTTLE_PAUSE)
-        return SubmitOutcome(kind, [], status, command_status_name(status))
+            self._log.info(
+                "smpp.throttled", command_status=outcome.command_status, pause=THROTTLE_PAUSE
+            )
+        elif outcome.error_code == "response_timeout":
+            self._log.warning("smpp.submit_timed_out", timeout=self.config.response_timeout)
+        elif outcome.error_code == "connection_lost":
+            self._log.warning("smpp.submit_lost", error=str(answer.exception()))
+        elif outcome.kind is SubmitKind.OK and not outcome.carrier_message_ids[0]:
+            # message_id is mandatory (§4.4.2); without it no receipt can ever match.
+            self._log.warning("smpp.submit_without_message_id")
+        return outcome
 
     async def _supervise(self) -> None:
         failures = 0
@@ -385,38 +357,7 @@ class SmppBind:
                 next_enquire = now + ENQUIRE_INTERVAL
 
     def _deliver(self, connection: SmppConnection, sequence: int, body: bytes) -> None:
-        """Answer a deliver_sm once its receipt is stored: until then the carrier keeps it."""
-
-        def answer(status: int) -> None:
-            connection.respond(wire.DELIVER_SM | wire.RESPONSE, sequence, b"\0", status)
-
-        try:
-            pdu = wire.deliver_sm(body)
-            receipt = parse_receipt(pdu.esm_class, pdu.source_addr, pdu.short_message, pdu.tlvs)
-        except Exception as error:  # noqa: BLE001 - a PDU we cannot read is still answered
-            self._log.warning("smpp.deliver_undecodable", error=repr(error))
-            answer(0)
-            return
-        if receipt is None:
-            if pdu.esm_class & ESM_CLASS_TYPE_MASK == ESM_CLASS_DELIVERY_RECEIPT:
-                self._log.warning("smpp.receipt_unparsed", raw=pdu.short_message[:200])
-            answer(0)  # a mobile-originated message: not ours to keep
-            return
-        try:
-            stored = self._on_receipt(receipt)
-        except Exception:  # noqa: BLE001 - the carrier will offer it again
-            self._log.exception("smpp.receipt_callback_failed")
-            answer(wire.ESME_RX_T_APPN)
-            return
-        if not isinstance(stored, Awaitable):
-            answer(0)
-            return
-
-        def done(future: asyncio.Future[object]) -> None:
-            failed = future.cancelled() or future.exception() is not None
-            answer(wire.ESME_RX_T_APPN if failed else 0)
-
-        asyncio.ensure_future(stored).add_done_callback(done)
+        answer_deliver_sm(connection, sequence, body, self._on_receipt, self._log)
 
     def _stable(self, session: _Session) -> bool:
         uptime = asyncio.get_running_loop().time() - session.bound_at
@@ -431,8 +372,3 @@ class SmppBind:
         self._log.info("smpp.reconnect_scheduled", attempt=failures + 1, delay=round(delay, 3))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closed.wait(), timeout=delay)
-
-
-def _refused(error_code: str) -> SubmitOutcome:
-    """A message refused here, before anything was sent: the SMSC would refuse it too."""
-    return SubmitOutcome(SubmitKind.PERMANENT, [], NO_RESPONSE, error_code)
