@@ -57,7 +57,8 @@ class WalletRounds:
         self._waiting: dict[str, list[_Waiting]] = {}
         self._ready: dict[str, None] = {}
         self._busy: set[str] = set()
-        self.rounds = 0
+        self._running: set[asyncio.Task[None]] = set()
+        self.dispatched = 0
 
     async def admit(self, admission: Admission) -> AdmitResult:
         future: asyncio.Future[AdmitResult] = asyncio.get_running_loop().create_future()
@@ -80,8 +81,10 @@ class WalletRounds:
                 del self._waiting[wallet_id]
             self._busy.add(wallet_id)
             self._slots -= 1
-            self.rounds += 1
-            asyncio.get_running_loop().create_task(self._round(wallet_id, batch))
+            self.dispatched += 1
+            task = asyncio.get_running_loop().create_task(self._round(wallet_id, batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
 
     async def _round(self, wallet_id: str, batch: list[_Waiting]) -> None:
         try:

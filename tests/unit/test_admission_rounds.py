@@ -79,7 +79,7 @@ async def test_a_wallet_waits_for_its_round_while_others_take_the_free_slot() ->
     assert held.batch_ids(2) == ["bat_wal_a_2", "bat_wal_a_3"]
     held.answer(2)
     assert [r.batch_id for r in await asyncio.gather(*later_a)] == ["bat_wal_a_2", "bat_wal_a_3"]
-    assert rounds.rounds == 3
+    assert rounds.dispatched == 3
 
 
 async def test_with_every_slot_taken_wallets_go_in_the_order_they_became_ready() -> None:
