@@ -93,7 +93,9 @@ def _key_columns(keys: Sequence[tuple[str, str, int]]) -> list[list[Any]]:
 async def _apply_parts(
     connection: Connection, updates: list[ReceiptUpdate], parts: Sequence[Any]
 ) -> list[Changed]:
-    """One receipt per part; the message is final when every part's receipt is in."""
+    """One receipt per part; the message is final when every part's receipt is in, with
+    the error code of a part that was not delivered (set in the same write, so that its
+    event says it too)."""
     await connection.execute(
         "UPDATE message_parts p SET status = u.status"
         " FROM unnest($1::text[], $2::smallint[], $3::text[]) AS u(id, part, status)"
@@ -111,21 +113,17 @@ async def _apply_parts(
         "   FROM message_parts p WHERE p.message_id = ANY($1::text[])"
         "   AND p.status IS NOT NULL GROUP BY p.message_id)"
         " UPDATE messages m SET parts_done = d.n, updated_at = now(), done_at = now(),"
-        "   status = CASE WHEN d.all_delivered THEN 'delivered' ELSE 'undelivered' END"
+        "   status = CASE WHEN d.all_delivered THEN 'delivered' ELSE 'undelivered' END,"
+        "   error_code = CASE WHEN d.all_delivered THEN NULL ELSE"
+        "     (SELECT c.code FROM unnest($2::text[], $3::text[]) AS c(id, code)"
+        "      WHERE c.id = m.id) END"
         " FROM done d WHERE m.id = d.message_id AND m.status = 'sent' AND d.n >= m.units"
         f" RETURNING {RETURNED}",
         sorted({row[1] for row in parts}),
+        list(codes),
+        list(codes.values()),
     )
-    changed = changed_rows(rows)
-    failed = [c for c in changed if c.status == "undelivered" and codes.get(c.id)]
-    if failed:
-        await connection.execute(
-            "UPDATE messages m SET error_code = u.code"
-            " FROM unnest($1::text[], $2::text[]) AS u(id, code) WHERE m.id = u.id",
-            [c.id for c in failed],
-            [codes[c.id] for c in failed],
-        )
-    return changed
+    return changed_rows(rows)
 
 
 def receipt_error(update: ReceiptUpdate) -> str | None:
