@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Protocol
 
 from services.sender.receipts import Receipt
@@ -31,7 +30,7 @@ class SentOutcome:
 
     work: Work
     ids: list[str]
-    at: datetime
+    at: float  # Unix time the carrier took it
     receipt: ReceiptUpdate | None = None
     future: asyncio.Future[None] | None = None
 

@@ -9,7 +9,6 @@ import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -73,7 +72,7 @@ class OutcomeWriter:
         self._adopters[carrier] = adopter
 
     def sent(self, work: Work, carrier_message_ids: list[str]) -> None:
-        entry = SentOutcome(work, carrier_message_ids, datetime.now(UTC))
+        entry = SentOutcome(work, carrier_message_ids, time.time())
         self._batch.sent.append(entry)
         self._index(entry)
         self._poke()
@@ -333,7 +332,7 @@ class OutcomeWriter:
     ) -> list[Changed]:
         if not pairs:
             return []
-        now = datetime.now(UTC)
+        now = time.time()
         changed = await store.mark_sent(
             connection,
             [(work.id, update.receipt.carrier_message_id, now) for work, update in pairs],

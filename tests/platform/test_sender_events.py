@@ -4,8 +4,9 @@ outbox row routed under each type it holds, and nothing for a change replayed.""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -113,7 +114,7 @@ def _events(staged: list[Staged]) -> list[dict[str, Any]]:
 async def test_a_write_announces_each_change_once_and_a_sent_before_its_final_status(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    now = datetime.now(UTC)
+    now = time.time()
     async with transaction(sessions) as connection:
         # msg_b's receipt came before its submit was written: sent, then delivered.
         sent = await store.mark_sent(
@@ -122,6 +123,11 @@ async def test_a_write_announces_each_change_once_and_a_sent_before_its_final_st
             [("sent", None), ("delivered", None)],
         )
         staged = await _announce(connection, sent)
+        submitted = await connection.fetchval(
+            "SELECT submitted_at FROM messages WHERE id = 'msg_a'"
+        )
+    # The carrier's time, to the microsecond.
+    assert abs(submitted - datetime.fromtimestamp(now, UTC)) < timedelta(microseconds=2)
     assert _events(staged) == [
         _event("msg_a", "sent", carrier_message_id="A1"),
         _event("msg_b", "delivered", carrier_message_id="B1"),
@@ -140,7 +146,7 @@ async def test_a_write_announces_each_change_once_and_a_sent_before_its_final_st
 async def test_receipts_announce_final_statuses_with_their_error_codes(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    now = datetime.now(UTC)
+    now = time.time()
     # What a carrier says goes into the events escaped, whatever it holds.
     odd = 'A"1\\'
     async with transaction(sessions) as connection:

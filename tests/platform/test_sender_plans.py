@@ -7,8 +7,8 @@ update that stores submits joined every queued message with every id it was give
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -71,7 +71,7 @@ async def test_storing_submits_probes_the_primary_key_despite_stale_statistics(
                 plan = await _plan(session, statement, ids)
             # The statement the sender runs, through its own connection settings.
             if server_settings is INDEX_PLANS:
-                now = datetime.now(UTC)
+                now = time.time()
                 async with transaction(sessions) as connection:
                     changed = await store.mark_sent(connection, [(i, "C" + i, now) for i in ids])
                 assert len(changed) == len(ids)

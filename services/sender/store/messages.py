@@ -7,7 +7,7 @@ nothing and announces nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from libs.common.db import Connection
 from services.sender.store.rows import QUEUED, RETURNED, Changed, changed_rows
@@ -22,10 +22,12 @@ async def message_states(connection: Connection, ids: Sequence[str]) -> dict[str
 
 async def mark_sent(
     connection: Connection,
-    sent: Sequence[tuple[str, str, datetime]],
+    sent: Sequence[tuple[str, str, float]],
     finals: Sequence[tuple[str, str | None]] | None = None,
 ) -> list[Changed]:
-    """queued → sent with the carrier's id of the first part.
+    """queued → sent with the carrier's id of the first part: (id, carrier id, the Unix
+    time the carrier took it). Times travel as seconds: asyncpg encodes an array of floats
+    in a third of the CPU an array of datetimes takes, on a statement per flush of 1,000.
 
     `finals` (status, error code) per row, when the receipt came before this write:
     the message goes straight to its final status (its `sent` event is still due).
@@ -42,10 +44,10 @@ async def mark_sent(
     rows = await connection.fetch(
         "WITH changed AS ("
         " UPDATE messages m SET status = u.status, carrier_message_id = u.cid,"
-        " submitted_at = u.at, updated_at = now(), error_code = u.code,"
+        " submitted_at = to_timestamp(u.at), updated_at = now(), error_code = u.code,"
         " done_at = CASE WHEN u.status = 'sent' THEN NULL ELSE now() END,"
         " parts_done = CASE WHEN u.status = 'sent' THEN 0 ELSE 1 END"
-        " FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])"
+        " FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::text[])"
         " AS u(id, cid, at, status, code)"
         f" WHERE m.id = u.id AND m.status = ANY($6::text[]) RETURNING {RETURNED}"
         "), refs AS ("
