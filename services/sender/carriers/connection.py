@@ -25,6 +25,8 @@ Response = tuple[int, bytes]  # command_status, body
 # Called with the connection, the deliver_sm's sequence number and its body; the callee
 # answers it with `respond` whenever it is ready to.
 DeliverHandler = Callable[["SmppConnection", int, bytes], None]
+# Called with a request's future once it is done (see `request`).
+Answered = Callable[[asyncio.Future[Response]], None]
 
 
 class SmppConnection(asyncio.Protocol):
@@ -41,6 +43,7 @@ class SmppConnection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._sequence = 0
         self._pending: dict[int, asyncio.Future[Response]] = {}
+        self._answered: dict[int, Answered] = {}
         # (deadline, sequence) in sending order: the deadlines are too, so expiring them is
         # popping from the left, with no timer per request.
         self._deadlines: deque[tuple[float, int]] = deque()
@@ -72,21 +75,29 @@ class SmppConnection(asyncio.Protocol):
             at += length
             if command_id & wire.RESPONSE:
                 future = self._pending.pop(sequence, None)
+                answered = self._answered.pop(sequence, None)
                 if future is not None and not future.done():
                     future.set_result((status, body))
+                    if answered is not None:
+                        self._answer(answered, future)
             elif command_id == wire.DELIVER_SM:
                 self._on_deliver(self, sequence, body)
             else:
                 self._on_request(command_id, sequence)
         del buffer[:at]
+        # What the answers and deliveries of this read wrote (the next submits, most of
+        # all) leaves now, not a pass of the event loop later.
+        self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         pending, self._pending = self._pending, {}
+        answered, self._answered = self._answered, {}
         self._deadlines.clear()
-        for future in pending.values():
+        for sequence, future in pending.items():
             if not future.done():
                 future.set_exception(ConnectionError("the connection closed"))
+                self._answer_soon(answered.get(sequence), future)
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -96,17 +107,26 @@ class SmppConnection(asyncio.Protocol):
     def is_open(self) -> bool:
         return self._transport is not None and not self._transport.is_closing()
 
-    def request(self, command_id: int, body: bytes = b"") -> asyncio.Future[Response]:
+    def request(
+        self, command_id: int, body: bytes = b"", answered: Answered | None = None
+    ) -> asyncio.Future[Response]:
         """Send a request; its future resolves with the response's status and body.
 
         It fails with ConnectionError if the connection closes first and with TimeoutError
         once the response timeout has passed (see `expire`).
+
+        `answered` is called with the done future: right as the response is read, in the
+        same pass as the read (a done-callback would run a pass later, and what it writes
+        a pass after that, so each turn of a full window waited two passes of a busy event
+        loop); on a failure, soon after, as a done-callback would be.
         """
         if not self.is_open:
             raise ConnectionError("the connection is closed")
         sequence = self._next_sequence()
         future = self._loop.create_future()
         self._pending[sequence] = future
+        if answered is not None:
+            self._answered[sequence] = answered
         self._deadlines.append((self._loop.time() + self._timeout, sequence))
         self._write(wire.pdu(command_id, sequence, body))
         return future
@@ -125,9 +145,12 @@ class SmppConnection(asyncio.Protocol):
         """Fail every request whose response is overdue."""
         now, deadlines = self._loop.time(), self._deadlines
         while deadlines and deadlines[0][0] <= now:
-            future = self._pending.pop(deadlines.popleft()[1], None)
+            sequence = deadlines.popleft()[1]
+            future = self._pending.pop(sequence, None)
+            answered = self._answered.pop(sequence, None)
             if future is not None and not future.done():
                 future.set_exception(TimeoutError("no response within the response timeout"))
+                self._answer_soon(answered, future)
 
     def abort(self) -> None:
         if self._transport is not None:
@@ -138,6 +161,18 @@ class SmppConnection(asyncio.Protocol):
         if self._transport is not None:
             self._flush()
             self._transport.close()
+
+    def _answer(self, answered: Answered, future: asyncio.Future[Response]) -> None:
+        """Call `answered` in the read's pass; its failure is logged, as the event loop logs
+        a callback's, rather than ending the read."""
+        try:
+            answered(future)
+        except Exception:
+            log.exception("smpp.answer_callback_failed")
+
+    def _answer_soon(self, answered: Answered | None, future: asyncio.Future[Response]) -> None:
+        if answered is not None:
+            self._loop.call_soon(answered, future)
 
     def _next_sequence(self) -> int:
         self._sequence = self._sequence % _MAX_SEQUENCE + 1

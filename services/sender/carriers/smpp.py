@@ -262,7 +262,7 @@ class SmppBind:
             else:
                 done(outcome)
 
-        connection.request(wire.SUBMIT_SM, bodies[0]).add_done_callback(answered)
+        connection.request(wire.SUBMIT_SM, bodies[0], answered)
 
     def _outcome(self, answer: asyncio.Future[Response]) -> SubmitOutcome:
         """The answer's outcome; a throttled one pauses the bind, a lost one is logged."""
