@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from libs.common.admission import Lane
 from libs.common.logging import get_logger
 from libs.common.segments import EncodedMessage, encode_for_smpp
-from services.sender.carriers.base import CarrierLink, SubmitKind, SubmitOutcome
+from services.sender.carriers.base import CarrierLink, Submission, SubmitKind, SubmitOutcome
 from services.sender.receipts import Receipt
 from services.sender.work import Work
 from services.sender.writer import OutcomeWriter
@@ -163,12 +163,14 @@ class CarrierScheduler:
         self._in_flight += 1
         try:
             self._link.send(
-                work.message.recipient,
-                encoded.parts,
-                data_coding=encoded.data_coding,
-                esm_class=encoded.esm_class,
-                validity=remaining,
-                done=functools.partial(self._submitted, work),
+                Submission(
+                    work.message.recipient,
+                    encoded.parts,
+                    encoded.data_coding,
+                    encoded.esm_class,
+                    remaining,
+                ),
+                functools.partial(self._submitted, work),
             )
         except Exception:
             self._in_flight -= 1

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 import uvloop
 
-from services.sender.carriers.base import SubmitKind, SubmitOutcome
+from services.sender.carriers.base import Submission, SubmitKind, SubmitOutcome
 from services.sender.carriers.pool import CarrierPool
 from services.sender.carriers.smpp import SmppBind, SmppBindConfig
 from services.sender.receipts import Receipt, id_candidates
@@ -177,7 +177,7 @@ async def make_bind(running: Simulator, receipts: ReceiptBox) -> AsyncIterator[M
 
 
 async def send(bind: SmppBind, destination: str, parts: list[bytes], esm: int = 0) -> SubmitOutcome:
-    return await bind.submit(destination, parts, data_coding=0, esm_class=esm, validity=None)
+    return await bind.submit(Submission(destination, parts, 0, esm, None))
 
 
 async def test_bound_submit_is_accepted_and_its_receipt_reaches_the_callback(
@@ -305,10 +305,7 @@ async def test_pool_binds_several_times_and_spreads_submits_over_them(
         assert (await running.get("/stats"))["binds"] == {"mtn": 2}
         await running.configure(submit_delay=0.2)
         batch = asyncio.gather(
-            *(
-                pool.submit(DELIVERED, [b"p%d" % i], data_coding=0, esm_class=0, validity=None)
-                for i in range(4)
-            )
+            *(pool.submit(Submission(DELIVERED, [b"p%d" % i], 0, 0, None)) for i in range(4))
         )
         peak = 0
         while not batch.done():

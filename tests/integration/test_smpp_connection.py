@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from services.sender.carriers import smpp
-from services.sender.carriers.base import SubmitKind, SubmitOutcome
+from services.sender.carriers.base import Submission, SubmitKind, SubmitOutcome
 from services.sender.carriers.smpp import SmppBind, SmppBindConfig
 from services.sender.receipts import Receipt
 from tests.simulators.raw_smpp import (
@@ -120,9 +120,7 @@ async def bound(smsc: RawSmsc, **settings: float) -> AsyncIterator[tuple[SmppBin
 
 
 def _submit(bind: SmppBind) -> asyncio.Task[SubmitOutcome]:
-    return asyncio.create_task(
-        bind.submit("256772123456", [b"hi"], data_coding=0, esm_class=0, validity=None)
-    )
+    return asyncio.create_task(bind.submit(Submission("256772123456", [b"hi"], 0, 0, None)))
 
 
 async def test_an_unanswered_submit_times_out_and_a_late_answer_is_ignored(

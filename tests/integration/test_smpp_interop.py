@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import smpp34
 
-from services.sender.carriers.base import SubmitKind
+from services.sender.carriers.base import Submission, SubmitKind
 from services.sender.carriers.smpp import SmppBind, SmppBindConfig
 from services.sender.receipts import Receipt
 from tests.infra import free_port
@@ -86,7 +86,7 @@ async def test_submit_sm_fields_read_back_by_another_implementation(smsc: Smsc) 
     bind = await _bound(smsc, [], bind_type="TX", source_addr="Wesendall")
     try:
         submitting = asyncio.create_task(
-            bind.submit("+256772123456", [b"hello"], data_coding=8, esm_class=0x40, validity=None)
+            bind.submit(Submission("+256772123456", [b"hello"], 8, 0x40, None))
         )
         async with asyncio.timeout(5):
             event = await smsc.submits.get()
@@ -107,7 +107,7 @@ async def test_a_refused_submit_is_classified_from_its_status(smsc: Smsc) -> Non
     bind = await _bound(smsc, [], bind_type="TX")
     try:
         submitting = asyncio.create_task(
-            bind.submit("256700000111", [b"x"], data_coding=0, esm_class=0, validity=None)
+            bind.submit(Submission("256700000111", [b"x"], 0, 0, None))
         )
         async with asyncio.timeout(5):
             (await smsc.submits.get()).reject(0x0B)  # ESME_RINVDSTADR

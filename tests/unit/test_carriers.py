@@ -13,6 +13,7 @@ from libs.common.throttle import TokenBucket
 from services.sender.carriers.base import (
     NO_RESPONSE,
     CarrierLink,
+    Submission,
     SubmitKind,
     SubmitOutcome,
     classify,
@@ -182,7 +183,7 @@ def _unbound(response_timeout: float = 0.05) -> SmppBind:
 
 
 async def _submit(link: CarrierLink, destination: str, parts: Sequence[bytes]) -> SubmitOutcome:
-    return await link.submit(destination, parts, data_coding=0, esm_class=0, validity=None)
+    return await link.submit(Submission(destination, parts, 0, 0, None))
 
 
 async def test_oversized_part_is_refused_before_anything_is_sent() -> None:
@@ -232,18 +233,10 @@ class StubLink:
             return False
         return True
 
-    async def submit(
-        self,
-        destination: str,
-        parts: Sequence[bytes],
-        *,
-        data_coding: int,
-        esm_class: int,
-        validity: timedelta | None,
-    ) -> SubmitOutcome:
-        self.sent.append(destination)
+    async def submit(self, message: Submission) -> SubmitOutcome:
+        self.sent.append(message.destination)
         return SubmitOutcome(
-            SubmitKind.OK, [f"{self.name}-{i}" for i in range(len(parts))], 0, None
+            SubmitKind.OK, [f"{self.name}-{i}" for i in range(len(message.parts))], 0, None
         )
 
     async def close(self) -> None:

@@ -4,14 +4,19 @@ first, every outcome acted on, and a window that hands its slots out in order.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from libs.common.admission import JobMessage, JobText, Lane
-from services.sender.carriers.base import NO_RESPONSE, Outcome, SubmitKind, SubmitOutcome
+from services.sender.carriers.base import (
+    NO_RESPONSE,
+    Outcome,
+    Submission,
+    SubmitKind,
+    SubmitOutcome,
+)
 from services.sender.carriers.window import Window
 from services.sender.scheduler import CarrierScheduler
 from services.sender.work import Work
@@ -24,20 +29,11 @@ class _HeldLink:
         self.sent: list[tuple[str, Outcome]] = []
         self.refuse = refuse
 
-    def send(
-        self,
-        destination: str,
-        parts: Sequence[bytes],
-        *,
-        data_coding: int,
-        esm_class: int,
-        validity: timedelta | None,
-        done: Outcome,
-    ) -> None:
+    def send(self, message: Submission, done: Outcome) -> None:
         if self.refuse:
             done(SubmitOutcome(SubmitKind.PERMANENT, [], 0x0B, self.refuse))
             return
-        self.sent.append((destination, done))
+        self.sent.append((message.destination, done))
 
     def answer(self, n: int, outcome: SubmitOutcome) -> None:
         self.sent[n][1](outcome)

@@ -36,6 +36,18 @@ class SubmitKind(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Submission:
+    """One message as a carrier link takes it: the handset, its parts (already encoded and,
+    past one, each with its concatenation header) and how they are coded."""
+
+    destination: str
+    parts: Sequence[bytes]
+    data_coding: int
+    esm_class: int
+    validity: timedelta | None  # how long the carrier may keep trying; None: its default
+
+
+@dataclass(frozen=True, slots=True)
 class SubmitOutcome:
     """The result of submitting every part of one message to one carrier.
 
@@ -88,27 +100,10 @@ class CarrierLink(Protocol):
     async def start(self) -> None:
         """Begin connecting in the background; returns without waiting for the bind."""
 
-    async def submit(
-        self,
-        destination: str,
-        parts: Sequence[bytes],
-        *,
-        data_coding: int,
-        esm_class: int,
-        validity: timedelta | None,
-    ) -> SubmitOutcome:
+    async def submit(self, message: Submission) -> SubmitOutcome:
         """Submit every part in order; stop at the first part that fails."""
 
-    def send(
-        self,
-        destination: str,
-        parts: Sequence[bytes],
-        *,
-        data_coding: int,
-        esm_class: int,
-        validity: timedelta | None,
-        done: Outcome,
-    ) -> None:
+    def send(self, message: Submission, done: Outcome) -> None:
         """`submit`, with the outcome handed to `done` (at once, or from a callback):
         what the sender uses, so that the common submit costs no task of its own."""
 

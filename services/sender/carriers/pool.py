@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Protocol
 
 from services.sender.carriers.base import (
@@ -13,6 +12,7 @@ from services.sender.carriers.base import (
     CarrierLink,
     Outcome,
     ReceiptCallback,
+    Submission,
     SubmitKind,
     SubmitOutcome,
     send_as_task,
@@ -91,58 +91,23 @@ class CarrierPool:
             for waiter in waiters:
                 waiter.cancel()
 
-    async def submit(
-        self,
-        destination: str,
-        parts: Sequence[bytes],
-        *,
-        data_coding: int,
-        esm_class: int,
-        validity: timedelta | None,
-    ) -> SubmitOutcome:
+    async def submit(self, message: Submission) -> SubmitOutcome:
         """Submit the whole message over the least loaded link that is up."""
         link = self._pick()
         if link is None and await self.wait_up(self._wait_timeout):
             link = self._pick()
         if link is None:
             return SubmitOutcome(SubmitKind.TRANSIENT, [], NO_RESPONSE, "not_bound")
-        return await link.submit(
-            destination, parts, data_coding=data_coding, esm_class=esm_class, validity=validity
-        )
+        return await link.submit(message)
 
-    def send(
-        self,
-        destination: str,
-        parts: Sequence[bytes],
-        *,
-        data_coding: int,
-        esm_class: int,
-        validity: timedelta | None,
-        done: Outcome,
-    ) -> None:
+    def send(self, message: Submission, done: Outcome) -> None:
         """`submit` through the least loaded link that is up; with none up, the wait for
         one happens in a task."""
         link = self._pick()
         if link is None:
-            send_as_task(
-                self.submit(
-                    destination,
-                    parts,
-                    data_coding=data_coding,
-                    esm_class=esm_class,
-                    validity=validity,
-                ),
-                done,
-            )
+            send_as_task(self.submit(message), done)
             return
-        link.send(
-            destination,
-            parts,
-            data_coding=data_coding,
-            esm_class=esm_class,
-            validity=validity,
-            done=done,
-        )
+        link.send(message, done)
 
     async def close(self) -> None:
         """Unbind and close every link."""

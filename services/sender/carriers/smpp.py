@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Sequence
-from datetime import timedelta
 
 import structlog
 
@@ -23,6 +21,7 @@ from services.sender.carriers.base import (
     NO_RESPONSE,
     Outcome,
     ReceiptCallback,
+    Submission,
     SubmitKind,
     SubmitOutcome,
     command_status_name,
@@ -119,36 +118,19 @@ class SmppBind:
                 waiter.cancel()
         return self._up.is_set() and not self._closed.is_set()
 
-    async def submit(
-        self,
-        destination: str,
-        parts: Sequence[bytes],
-        *,
-        data_coding: int,
-        esm_class: int,
-        validity: timedelta | None,
-    ) -> SubmitOutcome:
+    async def submit(self, message: Submission) -> SubmitOutcome:
         """Send each part as its own submit_sm, in order, stopping at the first failure."""
-        bodies = self._bodies(destination, parts, data_coding, esm_class, validity)
+        bodies = self._bodies(message)
         if isinstance(bodies, SubmitOutcome):
             return bodies
         return await self._submit_bodies(bodies)
 
-    def send(
-        self,
-        destination: str,
-        parts: Sequence[bytes],
-        *,
-        data_coding: int,
-        esm_class: int,
-        validity: timedelta | None,
-        done: Outcome,
-    ) -> None:
+    def send(self, message: Submission, done: Outcome) -> None:
         """`submit`, with the outcome handed to `done`. A single part that may go at once
         (bound, a free slot in the window and in the pace) is written here and its answer
         read in the connection's callback: no task and no coroutine for the common case.
         Anything else (parts, a full window, a pause, a rebind) waits in `submit`'s task."""
-        bodies = self._bodies(destination, parts, data_coding, esm_class, validity)
+        bodies = self._bodies(message)
         if isinstance(bodies, SubmitOutcome):
             done(bodies)
             return
@@ -165,25 +147,10 @@ class SmppBind:
             self._window.give()
         send_as_task(self._submit_bodies(bodies), done)
 
-    def _bodies(
-        self,
-        destination: str,
-        parts: Sequence[bytes],
-        data_coding: int,
-        esm_class: int,
-        validity: timedelta | None,
-    ) -> list[bytes] | SubmitOutcome:
+    def _bodies(self, message: Submission) -> list[bytes] | SubmitOutcome:
         if not self.can_submit:
             return SubmitOutcome(SubmitKind.TRANSIENT, [], NO_RESPONSE, "ESME_RINVBNDSTS")
-        return submit_bodies(
-            self._head,
-            self.config.registered_delivery,
-            destination,
-            parts,
-            data_coding=data_coding,
-            esm_class=esm_class,
-            validity=validity,
-        )
+        return submit_bodies(self._head, self.config.registered_delivery, message)
 
     async def _submit_bodies(self, bodies: list[bytes]) -> SubmitOutcome:
         message_ids: list[str] = []

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import string
-from collections.abc import Sequence
-from datetime import timedelta
 
 from services.sender.carriers import wire
 from services.sender.carriers.base import (
     NO_RESPONSE,
+    Submission,
     SubmitKind,
     SubmitOutcome,
     classify,
@@ -24,34 +23,29 @@ from services.sender.carriers.smpp_config import (
 
 
 def submit_bodies(
-    head: bytes,
-    registered_delivery: int,
-    destination: str,
-    parts: Sequence[bytes],
-    *,
-    data_coding: int,
-    esm_class: int,
-    validity: timedelta | None,
+    head: bytes, registered_delivery: int, message: Submission
 ) -> list[bytes] | SubmitOutcome:
     """The submit_sm body of each part, or the refusal of a message no SMSC would take:
     checked before anything is sent, so a bad part never leaves a message half sent."""
+    parts = message.parts
     if not parts:
         raise ValueError("a message has at least one part")
-    digits = destination.removeprefix("+")
+    digits = message.destination.removeprefix("+")
     if not (digits.isascii() and digits.isdigit()):
-        digits = "".join(ch for ch in destination if ch in string.digits)
+        digits = "".join(ch for ch in message.destination if ch in string.digits)
     if not digits or len(digits) > MAX_ADDRESS_DIGITS:
         return _refused("ESME_RINVDSTADR")
     if max(map(len, parts)) > MAX_SHORT_MESSAGE:
         return _refused("ESME_RINVMSGLEN")
+    validity = message.validity
     validity_period = relative_validity(validity) if validity is not None else ""
     return [
         wire.submit_sm_body(
             head,
             digits,
             part,
-            esm_class=esm_class,
-            data_coding=data_coding,
+            esm_class=message.esm_class,
+            data_coding=message.data_coding,
             registered_delivery=registered_delivery,
             validity_period=validity_period,
         )
