@@ -12,6 +12,8 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from services.sender.carriers import wire
+
 # esm_class bits 2-5 carry the message type (SMPP 3.4 §5.2.12); 0x04 = SMSC delivery receipt.
 ESM_CLASS_TYPE_MASK = 0x3C
 ESM_CLASS_DELIVERY_RECEIPT = 0x04
@@ -93,9 +95,7 @@ def parse_receipt(
     if not message_id:
         return None
     state = tlv_state or _normalise_state(fields.get("stat"))
-    if not (source_addr.isascii() and source_addr.isdigit()):
-        source_addr = "".join(ch for ch in source_addr if ch in string.digits)
-    recipient = source_addr or None
+    recipient = wire.address_digits(source_addr) or None
     return Receipt(
         carrier_message_id=message_id,
         state=state,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import string
 
 from services.sender.carriers import wire
 from services.sender.carriers.base import (
@@ -30,9 +29,7 @@ def submit_bodies(
     parts = message.parts
     if not parts:
         raise ValueError("a message has at least one part")
-    digits = message.destination.removeprefix("+")
-    if not (digits.isascii() and digits.isdigit()):
-        digits = "".join(ch for ch in message.destination if ch in string.digits)
+    digits = wire.address_digits(message.destination)
     if not digits or len(digits) > MAX_ADDRESS_DIGITS:
         return _refused("ESME_RINVDSTADR")
     if max(map(len, parts)) > MAX_SHORT_MESSAGE:

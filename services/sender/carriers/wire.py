@@ -7,6 +7,7 @@ decoding a few `bytes.index` calls, so a busy bind costs microseconds per messag
 
 from __future__ import annotations
 
+import string
 import struct
 from dataclasses import dataclass
 
@@ -33,6 +34,15 @@ INTERFACE_VERSION = 0x34
 
 class PduError(ValueError):
     """A PDU whose body does not follow SMPP 3.4."""
+
+
+def address_digits(address: str) -> str:
+    """The digits of a handset address, as SMPP carries it: no "+", spaces or dashes.
+    Nearly every address is digits already (or "+" and digits), checked without a loop."""
+    digits = address.removeprefix("+")
+    if digits.isascii() and digits.isdigit():
+        return digits
+    return "".join(ch for ch in address if ch in string.digits)
 
 
 def pdu(command_id: int, sequence: int, body: bytes = b"", status: int = 0) -> bytes:

@@ -104,9 +104,7 @@ async def _apply_parts(
         [row[2] for row in parts],
         [updates[row[0]].status for row in parts],
     )
-    codes = {
-        row[1]: receipt_error(updates[row[0]]) for row in parts if receipt_error(updates[row[0]])
-    }
+    codes = {row[1]: code for row in parts if (code := receipt_error(updates[row[0]]))}
     rows = await connection.fetch(
         "WITH done AS (SELECT p.message_id, count(*) AS n,"
         "   bool_and(p.status = 'delivered') AS all_delivered"
