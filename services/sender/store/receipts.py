@@ -109,13 +109,13 @@ async def _apply_parts(
         "WITH done AS (SELECT p.message_id, count(*) AS n,"
         "   bool_and(p.status = 'delivered') AS all_delivered"
         "   FROM message_parts p WHERE p.message_id = ANY($1::text[])"
-        "   AND p.status IS NOT NULL GROUP BY p.message_id)"
+        "   AND p.status IS NOT NULL GROUP BY p.message_id),"
+        " codes AS (SELECT * FROM unnest($2::text[], $3::text[]) AS c(id, code))"
         " UPDATE messages m SET parts_done = d.n, updated_at = now(), done_at = now(),"
         "   status = CASE WHEN d.all_delivered THEN 'delivered' ELSE 'undelivered' END,"
-        "   error_code = CASE WHEN d.all_delivered THEN NULL ELSE"
-        "     (SELECT c.code FROM unnest($2::text[], $3::text[]) AS c(id, code)"
-        "      WHERE c.id = m.id) END"
-        " FROM done d WHERE m.id = d.message_id AND m.status = 'sent' AND d.n >= m.units"
+        "   error_code = CASE WHEN d.all_delivered THEN NULL ELSE c.code END"
+        " FROM done d LEFT JOIN codes c ON c.id = d.message_id"
+        " WHERE m.id = d.message_id AND m.status = 'sent' AND d.n >= m.units"
         f" RETURNING {RETURNED}",
         sorted({row[1] for row in parts}),
         list(codes),
