@@ -178,8 +178,9 @@ def staged_rows(
 
 def publish_committed(relays: Sequence[OutboxRelay], staged: Sequence[Staged]) -> None:
     """Hand committed staged rows to the relay that carries their priority: the first of
-    `relays` (highest minimum priority first) whose minimum the row meets."""
-    if not staged:
+    `relays` (highest minimum priority first) whose minimum the row meets. With no relays,
+    the rows wait for billing's, which take them once their claim runs out."""
+    if not staged or not relays:
         return
     ordered = sorted(relays, key=lambda r: r.min_priority, reverse=True)
     shares: dict[OutboxRelay, list[Staged]] = defaultdict(list)

@@ -8,7 +8,10 @@ transaction run by billing over RPC). A wallet has at most one transaction in fl
 the transaction locks the wallet's row, so a second one would only wait for the first.
 Its requests gather meanwhile and the next round admits them together, so a burst from
 one customer costs a transaction per round, not per request, while the other wallets'
-rounds take the free slots.
+rounds take the free slots. A wallet whose last round was admitted in full is admitted
+in one statement at that round's price (`charge.Quotes`), which checks the price and the
+balance as it debits: one round trip instead of four, and the wallet's row locked only
+while Postgres runs it.
 
 Large sends (campaigns) travel alone to `billing-bulk`, whose event loop can take a
 thousand-row write without delaying anyone's OTP here.
@@ -25,7 +28,7 @@ from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from libs.common.admission import Admission, AdmitReply, AdmitRequest, AdmitResult
-from libs.common.admission.charge import admit_and_publish
+from libs.common.admission.charge import Quotes, admit_and_publish
 from libs.common.admission.settings import AdmissionSettings
 from libs.common.amqp import Topology
 from libs.common.errors import InternalError, SendFailed
@@ -132,6 +135,7 @@ class Admissions:
         # publish (or whose publish this process did not live to see) is left to
         # billing's relays, which take such rows once their claim runs out.
         self.relay = OutboxRelay(sessions, broker, origin=BILLING, name="api_gateway")
+        self.quotes = Quotes()
         self.rounds = WalletRounds(self._admit_wallet, concurrency=concurrency, round_max=round_max)
 
     async def admit(self, admission: Admission) -> AdmitResult:
@@ -147,7 +151,13 @@ class Admissions:
     async def _admit_wallet(self, wallet_id: str, admissions: list[Admission]) -> list[AdmitResult]:
         try:
             return await admit_and_publish(
-                self._sessions, [self.relay], self._settings, self._topology, wallet_id, admissions
+                self._sessions,
+                [self.relay],
+                self._settings,
+                self._topology,
+                wallet_id,
+                admissions,
+                quotes=self.quotes,
             )
         except Exception as error:
             log.exception("admission.failed", wallet_id=wallet_id, admissions=len(admissions))

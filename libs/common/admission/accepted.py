@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from libs.common.admission import Admission, AdmitResult, Lane
 from libs.common.admission.settings import AdmissionSettings
+from libs.common.pricing import Quote
 
 
 def lane_for(admission: Admission, settings: AdmissionSettings) -> Lane:
@@ -42,8 +43,12 @@ class Accepted:
     wallet_id: str
     admissions: list[tuple[Admission, int]]
     results: dict[str, AdmitResult]
-    price: int
+    quote: Quote
     now: datetime
+
+    @property
+    def price(self) -> int:
+        return self.quote.price
 
     def messages(self, settings: AdmissionSettings) -> Iterator[AcceptedMessage]:
         """Every new message, with the id, lane and cost it is admitted with."""

@@ -6,8 +6,9 @@ exists without its charge.
 from __future__ import annotations
 
 import functools
+import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from libs.common.admission.accepted import Accepted, AcceptedMessage, validity
 from libs.common.admission.jobs import send_jobs
 from libs.common.admission.settings import AdmissionSettings
 from libs.common.amqp import Topology
-from libs.common.db import Connection, fetch_named, transaction
+from libs.common.db import Connection, autocommit, fetch_named, transaction
 from libs.common.logging import get_logger
 from libs.common.models import MessageStatus
 from libs.common.outbox import (
@@ -29,7 +30,7 @@ from libs.common.outbox import (
     stage_sql,
     staged_rows,
 )
-from libs.common.pricing import unit_price
+from libs.common.pricing import RECENT_UNITS, Quote, quote
 
 log = get_logger(__name__)
 
@@ -48,24 +49,26 @@ MESSAGE_COLUMNS = (
     "updated_at",
 )
 
-_LOCK_WALLET = """
-    SELECT w.balance, w.price_per_unit,
-           (SELECT COALESCE(SUM(u.units), 0) FROM wallet_usage_daily u
-             WHERE u.wallet_id = w.id AND u.day > $2::date - 30) AS recent_units
+_LOCK_WALLET = f"""
+    SELECT w.balance, w.price_per_unit, {RECENT_UNITS} AS recent_units
       FROM wallets w
-     WHERE w.id = $1
+     WHERE w.id = :wallet_id
        FOR UPDATE OF w
     """
 # The debit, the day's usage, one charge per batch in the ledger and the batch rows, in one
 # round trip; with them, when asked, the message rows of a small admission and the staged
-# send jobs (`_charge`). The debit is conditional even under the row lock: whatever was
-# computed, a wallet never pays more than it holds (the CHECK constraint stands behind
-# this too), and the other rows are written only FROM the debit, so a refused debit
-# writes nothing.
-_CHARGE_CTES = """
+# send jobs (`_charge`). The debit is conditional: the wallet must hold the total, and its
+# price must still be the quote's (the same negotiated price, 30-day units in the band).
+# Under the lock both hold by construction; without it (`_admit_at_quote`) they are the
+# whole check, made on the row as the debit locks it. The other rows are written only
+# FROM the debit, so a refused debit writes nothing.
+_CHARGE_CTES = f"""
     WITH debit AS (
-        UPDATE wallets SET balance = balance - :total
-         WHERE id = :wallet_id AND balance >= :total RETURNING balance
+        UPDATE wallets w SET balance = w.balance - :total
+         WHERE w.id = :wallet_id AND w.balance >= :total
+           AND w.price_per_unit IS NOT DISTINCT FROM CAST(:negotiated AS int)
+           AND {RECENT_UNITS} BETWEEN :units_from AND :units_to
+        RETURNING w.balance
     ), usage AS (
         INSERT INTO wallet_usage_daily (wallet_id, day, units)
         SELECT :wallet_id, :day, :units FROM debit
@@ -73,10 +76,10 @@ _CHARGE_CTES = """
         DO UPDATE SET units = wallet_usage_daily.units + EXCLUDED.units
     ), charges AS (
         INSERT INTO ledger_entries (wallet_id, kind, amount, balance_after, batch_id, description)
-        SELECT :wallet_id, 'charge', -c.cost, c.after, c.id, c.description
-          FROM debit, unnest(CAST(:ids AS text[]), CAST(:costs AS bigint[]),
-                             CAST(:afters AS bigint[]), CAST(:descriptions AS text[]))
-               AS c(id, cost, after, description)
+        SELECT :wallet_id, 'charge', -c.cost, d.balance + :total - c.spent, c.id, c.description
+          FROM debit d, unnest(CAST(:ids AS text[]), CAST(:costs AS bigint[]),
+                               CAST(:spent AS bigint[]), CAST(:descriptions AS text[]))
+               AS c(id, cost, spent, description)
     ), batches AS (
         INSERT INTO batches (id, wallet_id, api_key_id, group_id, message, encoding, priority,
                              recipients, units, cost, unit_price, request_id, created_at)
@@ -136,6 +139,55 @@ def message_ids_for(batch_id: str, count: int) -> list[str]:
     return [f"{stem}{index:06x}" for index in range(count)]
 
 
+def _accept(
+    admissions: Sequence[Admission],
+    skip: Collection[str],
+    price: int,
+    balance: int | None,
+    now: datetime,
+) -> tuple[dict[str, AdmitResult], list[tuple[Admission, int]]]:
+    """Each admission's result at `price`, in order, and the accepted ones with their
+    cost: an admission is refused when what is left of `balance` does not cover it, and
+    none is when `balance` is None (the debit checks the total). The results' balances
+    are set once the debit is known (`_settle`); a batch in `skip` gets no result."""
+    results: dict[str, AdmitResult] = {}
+    accepted: list[tuple[Admission, int]] = []
+    for admission in admissions:
+        if admission.batch_id in skip or admission.batch_id in results:
+            continue
+        cost = admission.units * len(admission.recipients) * price
+        if balance is not None and cost > balance:
+            results[admission.batch_id] = AdmitResult(
+                batch_id=admission.batch_id,
+                ok=False,
+                error="insufficient_balance",
+                balance=balance,
+                unit_price=price,
+                cost=cost,
+            )
+            continue
+        if balance is not None:
+            balance -= cost
+        accepted.append((admission, cost))
+        results[admission.batch_id] = AdmitResult(
+            batch_id=admission.batch_id,
+            ok=True,
+            unit_price=price,
+            cost=cost,
+            created_at=now,
+            message_ids=message_ids_for(admission.batch_id, len(admission.recipients)),
+        )
+    return results, accepted
+
+
+def _settle(accepted: Accepted, debited: int) -> None:
+    """Give each accepted result the balance it left, from the balance after the debit."""
+    running = debited + sum(cost for _, cost in accepted.admissions)
+    for admission, cost in accepted.admissions:
+        running -= cost
+        accepted.results[admission.batch_id].balance = running
+
+
 async def admit_for_wallet(
     connection: Connection,
     settings: AdmissionSettings,
@@ -146,6 +198,7 @@ async def admit_for_wallet(
     *,
     check_existing: bool = False,
     deadline: float | None = None,
+    quotes: Quotes | None = None,
 ) -> list[AdmitResult]:
     """Admit each request of one wallet in order, each fully or not at all.
 
@@ -155,60 +208,87 @@ async def admit_for_wallet(
     `staged` for the caller to publish once it commits (a relay does if it cannot).
     PastDeadline is raised (the caller rolls back) when the wallet's lock or the writes
     take the admission too close to `deadline`, the time the requester stops waiting.
+    The wallet's quote goes into `quotes` when every admission was accepted.
     """
     now = datetime.now(UTC)
     replayed = await _existing_batches(
         connection, [a for a in admissions if check_existing or a.retry]
     )
-    row = await connection.fetchrow(_LOCK_WALLET, wallet_id, now.date())
-    if row is None:
+    row = await fetch_named(connection, _LOCK_WALLET, {"wallet_id": wallet_id, "day": now.date()})
+    if not row:
         return [
             AdmitResult(batch_id=a.batch_id, ok=False, error="wallet_not_found") for a in admissions
         ]
     _check_deadline(deadline)  # the lock may have been waited for behind other admissions
-    balance, negotiated, recent_units = row
-    price = unit_price(settings, negotiated, recent_units)
-
-    results: dict[str, AdmitResult] = {}
-    accepted: list[tuple[Admission, int]] = []
-    for admission in admissions:
-        if admission.batch_id in replayed or admission.batch_id in results:
-            continue
-        cost = admission.units * len(admission.recipients) * price
-        if cost > balance:
-            results[admission.batch_id] = AdmitResult(
-                batch_id=admission.batch_id,
-                ok=False,
-                error="insufficient_balance",
-                balance=balance,
-                unit_price=price,
-                cost=cost,
-            )
-            continue
-        balance -= cost
-        accepted.append((admission, cost))
-        results[admission.batch_id] = AdmitResult(
-            batch_id=admission.batch_id,
-            ok=True,
-            balance=balance,
-            unit_price=price,
-            cost=cost,
-            created_at=now,
-            message_ids=message_ids_for(admission.batch_id, len(admission.recipients)),
-        )
+    balance, negotiated, recent_units = row[0]
+    price = quote(settings, negotiated, recent_units)
+    results, accepted = _accept(admissions, replayed, price.price, balance, now)
     if accepted:
-        await _write(
-            connection,
-            settings,
-            topology,
-            Accepted(wallet_id, accepted, results, price, now),
-            balance,
-            staged,
-        )
+        admitted = Accepted(wallet_id, accepted, results, price, now)
+        debited = await _write(connection, settings, topology, admitted, staged)
+        if debited is None:
+            raise RuntimeError(f"wallet {wallet_id}: the debit under its lock was refused")
+        _settle(admitted, debited)
+        balance = debited
         _check_deadline(deadline)
     for batch_id, result in replayed.items():
         results[batch_id] = result.model_copy(update={"balance": balance})
+    if quotes is not None and all(r.ok for r in results.values()):
+        quotes.remember(wallet_id, price)
     return [results[a.batch_id] for a in admissions]
+
+
+async def _admit_at_quote(
+    connection: Connection,
+    settings: AdmissionSettings,
+    topology: Topology,
+    wallet_id: str,
+    admissions: Sequence[Admission],
+    price: Quote,
+    staged: list[Staged],
+) -> list[AdmitResult] | None:
+    """Admit every request of one wallet in one statement, without taking its lock first:
+    all of them at `price`, or none (None) when the wallet holds less than their total or
+    its price is no longer `price`. `connection` is outside any transaction; the statement
+    is one, and has committed when this returns."""
+    now = datetime.now(UTC)
+    results, accepted = _accept(admissions, (), price.price, None, now)
+    admitted = Accepted(wallet_id, accepted, results, price, now)
+    debited = await _write(connection, settings, topology, admitted, staged)
+    if debited is None:
+        return None
+    _settle(admitted, debited)
+    return [results[a.batch_id] for a in admissions]
+
+
+def _one_statement(admissions: Sequence[Admission]) -> bool:
+    """Whether `_admit_at_quote` can take these: new batches, each once, whose messages
+    fit in the charge's statement."""
+    return (
+        not any(a.retry for a in admissions)
+        and len({a.batch_id for a in admissions}) == len(admissions)
+        and sum(len(a.recipients) for a in admissions) <= INLINE_MESSAGES
+    )
+
+
+class Quotes:
+    """The price each wallet was last admitted at in full, by wallet: with it, the next
+    admission of the wallet is one statement, which checks that the price still holds."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._capacity = capacity
+        self._quotes: dict[str, Quote] = {}
+
+    def get(self, wallet_id: str) -> Quote | None:
+        return self._quotes.get(wallet_id)
+
+    def remember(self, wallet_id: str, price: Quote) -> None:
+        if len(self._quotes) >= self._capacity and wallet_id not in self._quotes:
+            self._quotes.clear()  # wallets active again are quoted again on their next round
+        self._quotes[wallet_id] = price
+
+    def forget(self, wallet_id: str) -> None:
+        self._quotes.pop(wallet_id, None)
 
 
 async def admit_and_publish(
@@ -221,22 +301,40 @@ async def admit_and_publish(
     *,
     check_existing: bool = False,
     deadline: float | None = None,
+    quotes: Quotes | None = None,
 ) -> list[AdmitResult]:
     """`admit_for_wallet` in a transaction of its own; once it commits, the send jobs go
     to `relays` to publish while the caller answers. Raises what the transaction raised
-    (PastDeadline among others): then nothing was written."""
+    (PastDeadline among others): then nothing was written.
+
+    With `quotes`, a wallet admitted in full before is admitted first in one statement at
+    its last price (no deadline applies: the statement cannot be rolled back once it
+    returns); only when that debit is refused does the locked transaction decide, request
+    by request.
+    """
     staged: list[Staged] = []
-    async with transaction(sessions) as connection:
-        results = await admit_for_wallet(
-            connection,
-            settings,
-            topology,
-            wallet_id,
-            admissions,
-            staged,
-            check_existing=check_existing,
-            deadline=deadline,
-        )
+    results: list[AdmitResult] | None = None
+    known = quotes.get(wallet_id) if quotes is not None and deadline is None else None
+    if known is not None and not check_existing and _one_statement(admissions):
+        async with autocommit(sessions) as connection:
+            results = await _admit_at_quote(
+                connection, settings, topology, wallet_id, admissions, known, staged
+            )
+        if results is None and quotes is not None:
+            quotes.forget(wallet_id)
+    if results is None:
+        async with transaction(sessions) as connection:
+            results = await admit_for_wallet(
+                connection,
+                settings,
+                topology,
+                wallet_id,
+                admissions,
+                staged,
+                check_existing=check_existing,
+                deadline=deadline,
+                quotes=quotes,
+            )
     publish_committed(relays, staged)
     for admission, result in zip(admissions, results, strict=True):
         log.info(
@@ -287,29 +385,30 @@ async def _write(
     settings: AdmissionSettings,
     topology: Topology,
     accepted: Accepted,
-    balance: int,
     staged: list[Staged],
-) -> None:
+) -> int | None:
+    """Write what `accepted` charges; the wallet's balance after the debit, or None (and
+    nothing written or staged) when the debit was refused."""
     admissions = [a for a, _ in accepted.admissions]
     costs = [cost for _, cost in accepted.admissions]
-    total = sum(costs)
-    afters, running = [], balance + total
-    for cost in costs:
-        running -= cost
-        afters.append(running)
+    spent = list(itertools.accumulate(costs))
     messages = list(accepted.messages(settings))
     inline = len(messages) <= INLINE_MESSAGES
     jobs = send_jobs(settings, topology, accepted, messages)
+    price = accepted.quote
     parameters: dict[str, Any] = {
         "wallet_id": accepted.wallet_id,
-        "total": total,
+        "total": spent[-1],
+        "negotiated": price.negotiated,
+        "units_from": price.units_from,
+        "units_to": price.units_to,
         "day": accepted.now.date(),
         "units": sum(a.units * len(a.recipients) for a in admissions),
         "now": accepted.now,
-        "price": accepted.price,
+        "price": price.price,
         "ids": [a.batch_id for a in admissions],
         "costs": costs,
-        "afters": afters,
+        "spent": spent,
         "descriptions": [f"{len(a.recipients)} recipients x {a.units} units" for a in admissions],
         "keys": [a.api_key_id for a in admissions],
         "groups": [a.group_id for a in admissions],
@@ -324,12 +423,12 @@ async def _write(
         parameters |= _message_columns(settings, accepted, messages)
     parameters |= stage_parameters(jobs)
     rows = await fetch_named(connection, _charge(inline_messages=inline), parameters)
-    debited = rows[0][0] if rows else None
-    if debited != balance:
-        raise RuntimeError(f"wallet {accepted.wallet_id}: debit left {debited}, expected {balance}")
+    if not rows:
+        return None
     if not inline:
         await _copy_messages(connection, settings, accepted, messages)
     staged += staged_rows(jobs, [(row[1], row[2]) for row in rows])
+    return int(rows[0][0])
 
 
 def _message_columns(

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from libs.common.db import session_scope
 from libs.common.errors import WalletForbidden
-from libs.common.pricing import unit_price
+from libs.common.pricing import RECENT_UNITS, unit_price
 from services.api_gateway.context import AUTH, SESSIONS, SETTINGS
 from services.api_gateway.openapi import operation
 from services.api_gateway.schemas import BalanceResponse, WalletQuery
@@ -32,12 +32,10 @@ async def balance(request: web.Request) -> web.Response:
         row = (
             await session.execute(
                 text(
-                    "SELECT w.balance, w.price_per_unit,"
-                    " (SELECT COALESCE(SUM(u.units), 0) FROM wallet_usage_daily u"
-                    "   WHERE u.wallet_id = w.id AND u.day > CAST(:today AS date) - 30)"
+                    f"SELECT w.balance, w.price_per_unit, {RECENT_UNITS}"
                     " FROM wallets w WHERE w.id = :w"
                 ),
-                {"w": params.walletId, "today": datetime.now(UTC).date()},
+                {"w": params.walletId, "day": datetime.now(UTC).date()},
             )
         ).one_or_none()
     if row is None:
