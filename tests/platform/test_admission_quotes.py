@@ -3,9 +3,11 @@ statement itself checks that price and the balance, and refuses rather than gues
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from libs.common.admission import Admission, AdmitResult, charge
 from libs.common.admission.charge import Quotes, admit_and_publish
@@ -161,4 +163,29 @@ async def test_a_balance_short_of_the_total_admits_request_by_request(
         await platform.scalar("SELECT count(*) FROM messages WHERE wallet_id = :w", w=wallet_id)
         == 5
     )
+    assert await platform.ledger_mismatches() == []
+
+
+async def test_units_admitted_while_waiting_for_the_lock_set_the_price(
+    platform: Platform,
+) -> None:
+    """The admission ahead of this one in the wallet's lock takes it past the volume tier:
+    this one pays the tier price, however its transaction started."""
+    customer = await platform.customer(credit=10_000)
+    wallet_id = customer.wallet_id
+    await _admit(platform, wallet_id, Quotes(), 1)
+    async with platform.sessions() as session, session.begin():
+        await session.execute(
+            text("SELECT 1 FROM wallets WHERE id = :w FOR UPDATE"), {"w": wallet_id}
+        )
+        waiting = asyncio.create_task(_admit(platform, wallet_id, Quotes(), 1))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        await session.execute(
+            text("UPDATE wallet_usage_daily SET units = 1000 WHERE wallet_id = :w"),
+            {"w": wallet_id},
+        )
+    [result] = await waiting
+    assert (result.ok, result.cost, result.unit_price) == (True, 32, 32)
+    assert await customer.balance() == 10_000 - 35 - 32
     assert await platform.ledger_mismatches() == []

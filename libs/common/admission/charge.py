@@ -49,19 +49,19 @@ MESSAGE_COLUMNS = (
     "updated_at",
 )
 
-_LOCK_WALLET = f"""
-    SELECT w.balance, w.price_per_unit, {RECENT_UNITS} AS recent_units
-      FROM wallets w
-     WHERE w.id = :wallet_id
-       FOR UPDATE OF w
-    """
+_LOCK_WALLET = "SELECT balance, price_per_unit FROM wallets WHERE id = $1 FOR UPDATE"
+# Read once the lock is held: a statement's snapshot is taken before it waits for a lock,
+# so units read in the locking statement would miss those of the admission it waited for.
+_RECENT_UNITS = f"SELECT {RECENT_UNITS} FROM wallets w WHERE w.id = :wallet_id"
 # The debit, the day's usage, one charge per batch in the ledger and the batch rows, in one
 # round trip; with them, when asked, the message rows of a small admission and the staged
 # send jobs (`_charge`). The debit is conditional: the wallet must hold the total, and its
 # price must still be the quote's (the same negotiated price, 30-day units in the band).
 # Under the lock both hold by construction; without it (`_admit_at_quote`) they are the
-# whole check, made on the row as the debit locks it. The other rows are written only
-# FROM the debit, so a refused debit writes nothing.
+# whole check, made on the row as the debit locks it (its 30-day units as of the
+# statement's start: an admission that waits for the one crossing a tier pays the price
+# from before it). The other rows are written only FROM the debit, so a refused debit
+# writes nothing.
 _CHARGE_CTES = f"""
     WITH debit AS (
         UPDATE wallets w SET balance = w.balance - :total
@@ -214,13 +214,16 @@ async def admit_for_wallet(
     replayed = await _existing_batches(
         connection, [a for a in admissions if check_existing or a.retry]
     )
-    row = await fetch_named(connection, _LOCK_WALLET, {"wallet_id": wallet_id, "day": now.date()})
-    if not row:
+    row = await connection.fetchrow(_LOCK_WALLET, wallet_id)
+    if row is None:
         return [
             AdmitResult(batch_id=a.batch_id, ok=False, error="wallet_not_found") for a in admissions
         ]
     _check_deadline(deadline)  # the lock may have been waited for behind other admissions
-    balance, negotiated, recent_units = row[0]
+    balance, negotiated = row
+    [(recent_units,)] = await fetch_named(
+        connection, _RECENT_UNITS, {"wallet_id": wallet_id, "day": now.date()}
+    )
     price = quote(settings, negotiated, recent_units)
     results, accepted = _accept(admissions, replayed, price.price, balance, now)
     if accepted:
