@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from libs.common.admission.charge import INLINE_MESSAGES
+from libs.common.admission.settings import AdmissionSettings
 from tests.platform.client import Customer, eventually
 from tests.platform.conftest import Platform
 
@@ -169,14 +170,19 @@ async def test_admissions_on_both_sides_of_the_inline_limit_write_every_message(
         0,
     )
     stored = await platform.rows(
-        "SELECT id, recipient, cost, units, status, expires_at > created_at AS valid"
-        " FROM messages WHERE batch_id = :b ORDER BY id",
+        "SELECT m.id, m.recipient, m.cost, m.units, m.wallet_id,"
+        " m.created_at = b.created_at AND m.updated_at = b.created_at AS stamped,"
+        " m.expires_at - b.created_at AS validity"
+        " FROM messages m JOIN batches b ON b.id = m.batch_id"
+        " WHERE m.batch_id = :b ORDER BY m.id",
         b=reply.body["batchId"],
     )
     assert [(r.id, r.recipient) for r in stored] == [
         (m["id"], m["recipient"]) for m in reply.body["messages"]
     ]
-    assert all((r.cost, r.units, r.valid) == (35, 1, True) for r in stored)
+    assert {(r.cost, r.units, r.wallet_id, r.stamped, r.validity) for r in stored} == {
+        (35, 1, customer.wallet_id, True, AdmissionSettings().validity_bulk)
+    }
 
     async def delivered() -> int | None:
         done = await platform.scalar(

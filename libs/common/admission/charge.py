@@ -6,7 +6,9 @@ exists without its charge.
 from __future__ import annotations
 
 import functools
+import io
 import itertools
+import re
 import time
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
@@ -452,17 +454,52 @@ def _message_columns(
     }
 
 
+# COPY's text format: these characters in a value are written escaped.
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_texts(values: list[str]) -> list[str]:
+    """`values` as COPY's text format writes them: escaped only when one needs it (ids,
+    E.164 numbers and carrier names never do), so the usual check is one scan."""
+    if _COPY_SPECIAL.search("".join(values)) is None:
+        return values
+    return [value.translate(_COPY_ESCAPES) for value in values]
+
+
 async def _copy_messages(
     connection: Connection,
     settings: AdmissionSettings,
     accepted: Accepted,
     messages: Sequence[AcceptedMessage],
 ) -> None:
-    """COPY the message rows of a large admission: the write that grows with its recipients."""
-    queued, now, wallet_id = MessageStatus.QUEUED.value, accepted.now, accepted.wallet_id
-    columns = _message_columns(settings, accepted, messages).values()
-    records = [
-        (id_, batch, wallet_id, recipient, carrier, units, cost, queued, 0, expires, now, now)
-        for id_, batch, recipient, carrier, units, cost, expires in zip(*columns, strict=True)
-    ]
-    await connection.copy_records_to_table("messages", records=records, columns=MESSAGE_COLUMNS)
+    """COPY the message rows of a large admission: the write that grows with its recipients.
+
+    In COPY's text format: asyncpg's binary rows encode each row's three times from
+    datetimes, which took two thirds of the CPU of a 1,000-row COPY (3.7 ms, against 1.2 ms
+    as text), and Postgres reads the text no slower.
+    """
+    columns = _message_columns(settings, accepted, messages)
+    now = accepted.now.isoformat()
+    lanes = [m.lane for m in messages]
+    expiry = {lane: (accepted.now + validity(settings, lane)).isoformat() for lane in set(lanes)}
+    wallet_id = _copy_texts([accepted.wallet_id])[0]
+    fixed = f"\t{wallet_id}\t"
+    tail = f"\t{MessageStatus.QUEUED.value}\t0\t"
+    rows = "".join(
+        f"{id_}\t{batch}{fixed}{recipient}\t{carrier}\t{units}\t{cost}{tail}"
+        f"{expiry[lane]}\t{now}\t{now}\n"
+        for id_, batch, recipient, carrier, units, cost, lane in zip(
+            _copy_texts(columns["m_ids"]),
+            _copy_texts(columns["m_batches"]),
+            _copy_texts(columns["m_recipients"]),
+            _copy_texts(columns["m_carriers"]),
+            columns["m_units"],
+            columns["m_costs"],
+            lanes,
+            strict=True,
+        )
+    )
+    await connection.copy_to_table(
+        "messages", source=io.BytesIO(rows.encode()), columns=MESSAGE_COLUMNS, format="text"
+    )
