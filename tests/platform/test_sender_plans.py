@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common.db import create_engine, create_sessionmaker, session_scope, transaction
 from libs.common.settings import CommonSettings
 from services.sender import store
-from services.sender.store import INDEX_PLANS
+from services.sender.receipts import Receipt
+from services.sender.store import INDEX_PLANS, ReceiptUpdate
+from services.sender.store.receipts import _APPLY_SINGLES
 from tests.infra import Servers, seeded_database
 
 _STALE = """
@@ -80,3 +82,49 @@ async def test_storing_submits_probes_the_primary_key_despite_stale_statistics(
         # Without the setting the stale plan shows (the trap is real in this database);
         # with it, every id is an index probe.
         assert expected in plan, plan
+
+
+async def test_applying_receipts_probes_the_primary_key_despite_stale_statistics(
+    stale_database: str,
+) -> None:
+    """The statement that matches receipts through `message_refs` and applies them."""
+    ids = [f"msg_new{n}" for n in range(2000, 2800)]
+    receipts = [
+        ReceiptUpdate(
+            "airtel",
+            Receipt(
+                carrier_message_id="C" + i,
+                state="DELIVRD",
+                error_code=None,
+                recipient=None,
+                submit_date=None,
+                done_date=None,
+                text=None,
+                raw=b"",
+            ),
+            "delivered",
+        )
+        for i in ids
+    ]
+    engine = create_engine(CommonSettings(database_url=stale_database), "plans", INDEX_PLANS)
+    try:
+        sessions = create_sessionmaker(engine)
+        async with transaction(sessions) as connection:
+            await store.mark_sent(connection, [(i, "C" + i, time.time()) for i in ids])
+        async with transaction(sessions) as connection:
+            keys = [("airtel", "C" + i, n) for n, i in enumerate(ids)]
+            plan = "\n".join(
+                row[0]
+                for row in await connection.fetch(
+                    "EXPLAIN " + _APPLY_SINGLES,
+                    *[list(column) for column in zip(*keys, strict=True)],
+                    ["delivered"] * len(ids),
+                    [None] * len(ids),
+                )
+            )
+            changed, unmatched = await store.apply_receipts(connection, receipts)
+    finally:
+        await engine.dispose()
+    assert "pk_messages" in plan and "Seq Scan on messages" not in plan, plan
+    assert (len(changed), unmatched) == (len(ids), [])
+    assert {c.status for c in changed} == {"delivered"}

@@ -46,18 +46,40 @@ async def apply_receipts(
     return changed, unmatched
 
 
+# Receipts of single-part messages, matched through `message_refs` and applied in one
+# statement: the indexes (into the keys) it matched, and the messages it changed. The
+# receipts $1..$5 are (carrier, carrier id, index among the receipts, status, error code).
+_APPLY_SINGLES = (
+    "WITH hits AS MATERIALIZED ("
+    " SELECT u.idx, r.message_id, u.status, u.code"
+    " FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[])"
+    " AS u(carrier, cid, idx, status, code)"
+    " JOIN message_refs r ON r.carrier = u.carrier AND r.carrier_message_id = u.cid"
+    "), changed AS ("
+    " UPDATE messages m SET status = h.status, error_code = h.code,"
+    " done_at = now(), updated_at = now(), parts_done = 1"
+    f" FROM hits h WHERE m.id = h.message_id AND m.status = 'sent' RETURNING {RETURNED}"
+    ")"
+    " SELECT f.found, c.* FROM (SELECT array_agg(idx) AS found FROM hits) f"
+    " LEFT JOIN changed c ON true"
+)
+
+
 async def _apply_by_ids(
     connection: Connection, updates: list[ReceiptUpdate], keys: list[tuple[str, str, int]]
 ) -> tuple[set[int], list[Changed]]:
     if not keys:
         return set(), []
-    singles = await connection.fetch(
-        f"SELECT u.idx, r.message_id FROM {_KEYS} JOIN message_refs r"
-        " ON r.carrier = u.carrier AND r.carrier_message_id = u.cid",
+    # Most receipts are for single-part messages: matched and applied in one round trip;
+    # only the rest are looked up as parts.
+    rows = await connection.fetch(
+        _APPLY_SINGLES,
         *_key_columns(keys),
+        [updates[index].status for _, _, index in keys],
+        [receipt_error(updates[index]) for _, _, index in keys],
     )
-    # Most receipts are for single-part messages: only the rest are looked up as parts.
-    found = {row[0] for row in singles}
+    found = set(rows[0][0] or ())
+    changed = changed_rows(row[1:] for row in rows if row[1] is not None)
     rest = [key for key in keys if key[2] not in found]
     parts: Sequence[Any] = []
     if rest:
@@ -67,19 +89,6 @@ async def _apply_by_ids(
             *_key_columns(rest),
         )
     matched = found | {row[0] for row in parts}
-    changed: list[Changed] = []
-    if singles:
-        changed += changed_rows(
-            await connection.fetch(
-                "UPDATE messages m SET status = u.status, error_code = u.code,"
-                " done_at = now(), updated_at = now(), parts_done = 1"
-                " FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, status, code)"
-                f" WHERE m.id = u.id AND m.status = 'sent' RETURNING {RETURNED}",
-                [row[1] for row in singles],
-                [updates[row[0]].status for row in singles],
-                [receipt_error(updates[row[0]]) for row in singles],
-            )
-        )
     if parts:
         changed += await _apply_parts(connection, updates, parts)
     return matched, changed
