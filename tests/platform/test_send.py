@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from libs.common.admission.charge import INLINE_MESSAGES
 from libs.common.admission.settings import AdmissionSettings
+from libs.common.admission.writes import INLINE_MESSAGES
 from tests.platform.client import Customer, eventually
 from tests.platform.conftest import Platform
 
