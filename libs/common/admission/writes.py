@@ -116,6 +116,9 @@ async def write(
     spent = list(itertools.accumulate(costs))
     messages = list(accepted.messages(settings))
     inline = len(messages) <= INLINE_MESSAGES
+    if not inline and not connection.is_in_transaction():
+        # The charge would commit on its own before its messages were COPYed.
+        raise RuntimeError("an admission whose messages are COPYed needs a transaction")
     jobs = send_jobs(settings, topology, accepted, messages)
     price = accepted.quote
     parameters: dict[str, Any] = {
