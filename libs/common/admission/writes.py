@@ -201,22 +201,22 @@ async def _copy_messages(
     """
     columns = _message_columns(settings, accepted, messages)
     now = accepted.now.isoformat()
-    lanes = [m.lane for m in messages]
-    expiry = {lane: (accepted.now + validity(settings, lane)).isoformat() for lane in set(lanes)}
+    # One expiry per lane: each is formatted once.
+    expiry = {expires: expires.isoformat() for expires in set(columns["m_expires"])}
     wallet_id = copy_texts([accepted.wallet_id])[0]
     fixed = f"\t{wallet_id}\t"
     tail = f"\t{MessageStatus.QUEUED.value}\t0\t"
     rows = "".join(
         f"{id_}\t{batch}{fixed}{recipient}\t{carrier}\t{units}\t{cost}{tail}"
-        f"{expiry[lane]}\t{now}\t{now}\n"
-        for id_, batch, recipient, carrier, units, cost, lane in zip(
+        f"{expiry[expires]}\t{now}\t{now}\n"
+        for id_, batch, recipient, carrier, units, cost, expires in zip(
             copy_texts(columns["m_ids"]),
             copy_texts(columns["m_batches"]),
             copy_texts(columns["m_recipients"]),
             copy_texts(columns["m_carriers"]),
             columns["m_units"],
             columns["m_costs"],
-            lanes,
+            columns["m_expires"],
             strict=True,
         )
     )
